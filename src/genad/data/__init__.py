@@ -1,0 +1,5 @@
+"""Adapters: turn a modality's raw input into tensors and per-element errors back."""
+
+from genad.data.tabular import TabularAdapter, read_table
+
+__all__ = ["TabularAdapter", "read_table"]

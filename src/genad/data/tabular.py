@@ -1,0 +1,539 @@
+"""Tabular adapter: DataFrames, numpy arrays, CSV and Parquet files to a float matrix.
+
+The adapter learns a schema from the training normals (columns, kinds, categories,
+scaling statistics), checks every later input against it, and maps per-feature errors
+back to the user's columns.
+
+Column kinds
+------------
+``numeric``
+    Float columns, and integer columns with more than ``max_int_categories`` values.
+    Centred on the median and divided by a robust spread (IQR / 1.349, falling back to
+    the standard deviation, then to the mean absolute deviation). With ``scaling="robust"``
+    (the default) values further than 3 spreads from the median are compressed
+    logarithmically: ``sign(z) * (3 + log1p(|z| - 3))``, so one extreme amount cannot
+    dominate the loss while the order of values is kept.
+``boolean``
+    bool columns, encoded 0/1.
+``categorical``
+    string, ``category`` and object columns, integer columns with 3 to
+    ``max_int_categories`` distinct values, and any column named in
+    ``categorical_columns``. One-hot encoded, with one extra *unseen* slot that is 0
+    for every training row and 1 for a category never seen in training.
+
+Missing values
+--------------
+``missing="impute"`` (default): a NaN in a numeric column is replaced by the training
+median and, for columns that had NaNs in training, a 0/1 indicator feature is added; a
+NaN in a column that had none in training is imputed the same way with a warning. A
+missing category is its own category. ``missing="raise"``: any NaN raises
+:class:`~genad.errors.InvalidInputError` naming the column and the row. ``inf`` is never
+accepted: it raises, naming the column and row.
+
+Constant columns (one value in every training row) are dropped with a warning. Extra
+columns at scoring time are ignored; a missing column raises, naming it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genad.errors import GenadWarning, InvalidInputError, NotFittedError
+
+__all__ = ["TabularAdapter", "read_table"]
+
+_TAIL = 3.0  # robust z beyond which tails are log-compressed
+_CLIP = 1e4  # hard clip on encoded features, keeps scores finite for any finite input
+_MISSING_CATEGORY = "<missing>"
+_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table(source: Any) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet path, or wrap a DataFrame or 2-D array as a DataFrame.
+
+    Raises
+    ------
+    InvalidInputError
+        The file does not exist, cannot be parsed as a table, or the array is not 2-D.
+    """
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise InvalidInputError(f"file not found: {path}")
+        if path.is_dir():
+            raise InvalidInputError(f"{path} is a folder, not a table file")
+        kind = _TABLE_SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            raise InvalidInputError(
+                f"{path}: unsupported table format {path.suffix!r}; use .csv, .tsv or .parquet"
+            )
+        try:
+            if kind == "parquet":
+                df = pd.read_parquet(path)
+            else:
+                df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+        except Exception as exc:  # any parser failure means "not a table"
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InvalidInputError(f"{path} is not a readable {kind} table: {first}") from exc
+        if df.shape[1] == 0:
+            raise InvalidInputError(f"{path} holds no columns")
+        return df
+    if isinstance(source, pd.Series):
+        return source.to_frame()
+    try:
+        arr = np.asarray(source)
+    except Exception as exc:
+        raise InvalidInputError(f"cannot read input of type {type(source).__name__} as a table") from exc
+    if arr.ndim == 1:
+        raise InvalidInputError(
+            f"expected a 2-D table (rows x columns), got a 1-D array of {arr.shape[0]} values; "
+            "reshape it with X.reshape(-1, 1) for a single column"
+        )
+    if arr.ndim != 2:
+        raise InvalidInputError(f"expected a 2-D table (rows x columns), got shape {arr.shape}")
+    if arr.dtype == object:
+        return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidInputError(f"array of dtype {arr.dtype} is not numeric")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])], copy=False)
+
+
+@dataclass
+class _Column:
+    name: str
+    kind: str  # numeric | boolean | categorical
+    indicator: bool = False  # numeric: NaN indicator feature
+    categories: list[Any] = field(default_factory=list)
+    median: float = 0.0  # numeric imputation value, original units
+
+
+def _is_intlike(s: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _first_bad(mask: np.ndarray, index: pd.Index) -> Any:
+    return index[int(np.flatnonzero(mask)[0])]
+
+
+def _category_key(value: Any) -> Any:
+    """Categories are stored as JSON-safe keys: strings, ints, or floats."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        v = float(value)
+        return int(v) if v.is_integer() else v
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    return value if isinstance(value, (int, float, str)) else str(value)
+
+
+class TabularAdapter:
+    """Learns a table's schema and scaling on training normals, then encodes tables.
+
+    Parameters
+    ----------
+    categorical_columns : list of str, optional
+        Columns to treat as categorical whatever their dtype.
+    missing : {"impute", "raise"}, default "impute"
+        Policy for NaN values (see the module docstring).
+    scaling : {"robust", "standard"}, default "robust"
+        ``"robust"``: median / IQR with log-compressed tails. ``"standard"``: mean / std.
+    max_int_categories : int, default 10
+        Integer columns with 3 to this many distinct values are categorical.
+    max_categories : int, default 100
+        Most frequent categories kept per column; rarer ones use the unseen slot.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"amount": [1.0, 2.0, 3.0, 4.0], "kind": ["a", "b", "a", "a"]})
+    >>> ad = TabularAdapter().fit(df)
+    >>> ad.transform(df).shape
+    (4, 4)
+    >>> ad.feature_names_out_
+    ['amount', 'kind=a', 'kind=b', 'kind=<unseen>']
+    """
+
+    def __init__(
+        self,
+        categorical_columns: list[str] | None = None,
+        missing: str = "impute",
+        scaling: str = "robust",
+        max_int_categories: int = 10,
+        max_categories: int = 100,
+    ) -> None:
+        self.categorical_columns = categorical_columns
+        self.missing = missing
+        self.scaling = scaling
+        self.max_int_categories = max_int_categories
+        self.max_categories = max_categories
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any) -> TabularAdapter:
+        """Learn the schema and scaling statistics from training normals ``X``."""
+        if self.missing not in ("impute", "raise"):
+            raise InvalidInputError(f"missing must be 'impute' or 'raise', got {self.missing!r}")
+        if self.scaling not in ("robust", "standard"):
+            raise InvalidInputError(f"scaling must be 'robust' or 'standard', got {self.scaling!r}")
+        df = read_table(X)
+        self.input_kind_ = "dataframe" if isinstance(X, (pd.DataFrame, str, Path)) else "array"
+        if len(df) == 0:
+            raise InvalidInputError("the training table is empty (0 rows)")
+        if df.shape[1] == 0:
+            raise InvalidInputError("the training table has no columns")
+        names = [str(c) for c in df.columns]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise InvalidInputError(f"column {dup!r} appears more than once")
+        df = df.set_axis(names, axis=1)
+        declared = set(self.categorical_columns or [])
+        unknown = declared - set(names)
+        if unknown:
+            raise InvalidInputError(f"categorical column {sorted(unknown)[0]!r} is not in the table")
+
+        columns: list[_Column] = []
+        dropped: list[str] = []
+        centers: list[float] = []
+        scales: list[float] = []
+        for name in names:
+            s = df[name]
+            kind = self._kind(s, name in declared)
+            if kind == "numeric":
+                values = self._numeric_values(s, name)
+                finite = values[~np.isnan(values)]
+                nan_mask = np.isnan(values)
+                if nan_mask.any() and self.missing == "raise":
+                    raise InvalidInputError(
+                        f"column {name!r} has a missing value in row {_first_bad(nan_mask, df.index)!r} "
+                        "(missing='raise')"
+                    )
+                if finite.size == 0:
+                    dropped.append(name)
+                    warnings.warn(f"column {name!r} is entirely missing; dropped", GenadWarning,
+                                  stacklevel=2)
+                    continue
+                if np.all(finite == finite[0]) and not nan_mask.any():
+                    dropped.append(name)
+                    continue
+                center, scale = self._center_scale(finite)
+                columns.append(_Column(name, "numeric", indicator=bool(nan_mask.any()),
+                                       median=float(np.median(finite))))
+                centers.append(center)
+                scales.append(scale)
+            elif kind == "boolean":
+                b = s.astype("boolean") if s.dtype != bool else s
+                if b.isna().any() and self.missing == "raise":
+                    raise InvalidInputError(
+                        f"column {name!r} has a missing value in row "
+                        f"{_first_bad(b.isna().to_numpy(), df.index)!r} (missing='raise')"
+                    )
+                if b.nunique(dropna=False) <= 1:
+                    dropped.append(name)
+                    continue
+                columns.append(_Column(name, "boolean"))
+            else:
+                isna = s.isna().to_numpy()
+                if isna.any() and self.missing == "raise":
+                    raise InvalidInputError(
+                        f"column {name!r} has a missing value in row {_first_bad(isna, df.index)!r} "
+                        "(missing='raise')"
+                    )
+                counts = s.map(_category_key, na_action="ignore").fillna(_MISSING_CATEGORY)
+                counts = counts.astype(object).value_counts()
+                if len(counts) <= 1:
+                    dropped.append(name)
+                    continue
+                if len(counts) > self.max_categories:
+                    warnings.warn(
+                        f"column {name!r} has {len(counts)} categories; keeping the "
+                        f"{self.max_categories} most frequent, the rest share the unseen slot",
+                        GenadWarning, stacklevel=2,
+                    )
+                    counts = counts.iloc[: self.max_categories]
+                cats = sorted(counts.index.tolist(), key=lambda c: (type(c).__name__, str(c)))
+                columns.append(_Column(name, "categorical", categories=cats))
+        if dropped:
+            warnings.warn(
+                f"dropped {len(dropped)} constant column(s) (one value in every training row): "
+                + ", ".join(repr(d) for d in dropped[:10]) + (" ..." if len(dropped) > 10 else ""),
+                GenadWarning, stacklevel=2,
+            )
+        if not columns:
+            raise InvalidInputError("every column is constant or empty: nothing to learn from")
+        self.input_columns_ = names
+        self.columns_ = columns
+        self.dropped_columns_ = dropped
+        self.center_ = np.asarray(centers, dtype=np.float64)
+        self.scale_ = np.asarray(scales, dtype=np.float64)
+        self._build_layout()
+        return self
+
+    def _kind(self, s: pd.Series, declared: bool) -> str:
+        if declared:
+            return "categorical"
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return "boolean"
+        if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
+            raise InvalidInputError(
+                f"column {s.name!r} holds dates/times; convert it to numbers (e.g. seconds) first"
+            )
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            return "categorical"
+        if _is_intlike(s):
+            n = s.nunique(dropna=True)
+            return "categorical" if 3 <= n <= self.max_int_categories else "numeric"
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            return "numeric"
+        # object / string: categorical unless it is a numeric column with stray strings
+        non_null = s.dropna()
+        if len(non_null) == 0:
+            return "numeric"
+        parsed = pd.to_numeric(non_null, errors="coerce")
+        ok = parsed.notna().to_numpy()
+        if ok.mean() >= 0.9 and not ok.all():
+            bad = non_null.index[int(np.flatnonzero(~ok)[0])]
+            raise InvalidInputError(
+                f"column {s.name!r} is numeric but row {bad!r} holds the string "
+                f"{str(non_null.loc[bad])!r}; fix the value or declare the column categorical"
+            )
+        if ok.all():
+            return "numeric"
+        return "categorical"
+
+    def _numeric_values(self, s: pd.Series, name: str, index: pd.Index | None = None) -> np.ndarray:
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            parsed = pd.to_numeric(s, errors="coerce")
+            bad = parsed.isna().to_numpy() & s.notna().to_numpy()
+            if bad.any():
+                row = _first_bad(bad, s.index)
+                raise InvalidInputError(
+                    f"column {name!r} must be numeric but row {row!r} holds {s.loc[row]!r}"
+                )
+            values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        inf = np.isinf(values)
+        if inf.any():
+            raise InvalidInputError(
+                f"column {name!r} holds an infinite value in row {_first_bad(inf, s.index)!r}; "
+                "replace it with a finite number or NaN"
+            )
+        return values
+
+    def _center_scale(self, x: np.ndarray) -> tuple[float, float]:
+        if self.scaling == "standard":
+            center, scale = float(np.mean(x)), float(np.std(x))
+        else:
+            center = float(np.median(x))
+            q75, q25 = np.percentile(x, [75, 25])
+            scale = float(q75 - q25) / 1.349
+            if scale <= 1e-12:
+                scale = float(np.std(x))
+        if scale <= 1e-12:
+            scale = float(np.mean(np.abs(x - center))) or 1.0
+        return center, scale
+
+    def _build_layout(self) -> None:
+        names: list[str] = []
+        owner: list[int] = []
+        for j, col in enumerate(self.columns_):
+            if col.kind == "categorical":
+                for c in col.categories:
+                    names.append(f"{col.name}={c}")
+                    owner.append(j)
+                names.append(f"{col.name}=<unseen>")
+                owner.append(j)
+            else:
+                names.append(col.name)
+                owner.append(j)
+                if col.indicator:
+                    names.append(f"{col.name}=<missing>")
+                    owner.append(j)
+        self.feature_names_out_ = names
+        self.feature_owner_ = np.asarray(owner, dtype=np.int64)
+        self.n_features_out_ = len(names)
+        group = np.zeros((len(names), len(self.columns_)), dtype=np.float32)
+        group[np.arange(len(names)), self.feature_owner_] = 1.0
+        self._group = group
+
+    # ------------------------------------------------------------ transform
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "columns_"):
+            raise NotFittedError("this TabularAdapter is not fitted yet; call fit first")
+
+    @property
+    def column_names_(self) -> list[str]:
+        """Names of the columns the model uses (after dropping constant ones)."""
+        self._check_fitted()
+        return [c.name for c in self.columns_]
+
+    def _align(self, X: Any) -> pd.DataFrame:
+        df = read_table(X)
+        if len(df) == 0:
+            raise InvalidInputError("the table to score is empty (0 rows)")
+        positional = not isinstance(X, (pd.DataFrame, str, Path))
+        if positional or self.input_kind_ == "array":
+            if df.shape[1] != len(self.input_columns_):
+                raise InvalidInputError(
+                    f"expected {len(self.input_columns_)} columns, got {df.shape[1]}"
+                )
+            return df.set_axis(self.input_columns_, axis=1)
+        df = df.set_axis([str(c) for c in df.columns], axis=1)
+        have = set(df.columns)
+        for col in self.columns_:
+            if col.name not in have:
+                raise InvalidInputError(
+                    f"column {col.name!r} is missing; the model was trained on "
+                    f"{len(self.columns_)} columns: {', '.join(self.column_names_[:8])}"
+                    + (" ..." if len(self.columns_) > 8 else "")
+                )
+        return df
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Encode ``X`` (same schema as in ``fit``) as a float32 matrix."""
+        self._check_fitted()
+        df = self._align(X)
+        n = len(df)
+        out = np.empty((n, self.n_features_out_), dtype=np.float32)
+        pos = 0
+        k = 0  # numeric column counter
+        numeric_slots: list[int] = []
+        numeric_vals: list[np.ndarray] = []
+        for col in self.columns_:
+            s = df[col.name]
+            if col.kind == "numeric":
+                values = self._numeric_values(s, col.name)
+                nan_mask = np.isnan(values)
+                if nan_mask.any():
+                    if self.missing == "raise":
+                        raise InvalidInputError(
+                            f"column {col.name!r} has a missing value in row "
+                            f"{_first_bad(nan_mask, df.index)!r} (missing='raise')"
+                        )
+                    if not col.indicator:
+                        warnings.warn(
+                            f"column {col.name!r} had no missing values in training but has "
+                            f"{int(nan_mask.sum())} here; imputed with the training median",
+                            GenadWarning, stacklevel=2,
+                        )
+                    values = np.where(nan_mask, col.median, values)
+                numeric_slots.append(pos)
+                numeric_vals.append(values)
+                pos += 1
+                if col.indicator:
+                    out[:, pos] = nan_mask
+                    pos += 1
+                k += 1
+            elif col.kind == "boolean":
+                isna = s.isna().to_numpy()
+                if isna.any() and self.missing == "raise":
+                    raise InvalidInputError(
+                        f"column {col.name!r} has a missing value in row "
+                        f"{_first_bad(isna, df.index)!r} (missing='raise')"
+                    )
+                v = s.astype("boolean").fillna(False).to_numpy(dtype=np.float32)
+                out[:, pos] = v
+                pos += 1
+            else:
+                isna = s.isna().to_numpy()
+                if isna.any() and self.missing == "raise":
+                    raise InvalidInputError(
+                        f"column {col.name!r} has a missing value in row "
+                        f"{_first_bad(isna, df.index)!r} (missing='raise')"
+                    )
+                keys = s.map(_category_key, na_action="ignore").astype(object)
+                keys = keys.where(~isna, _MISSING_CATEGORY)
+                lookup = {c: i for i, c in enumerate(col.categories)}
+                unseen = len(col.categories)
+                codes = keys.map(lambda v, lk=lookup, u=unseen: lk.get(v, u)).to_numpy(dtype=np.int64)
+                block = np.zeros((n, unseen + 1), dtype=np.float32)
+                block[np.arange(n), codes] = 1.0
+                out[:, pos : pos + unseen + 1] = block
+                pos += unseen + 1
+        if numeric_vals:
+            z = (np.column_stack(numeric_vals) - self.center_) / self.scale_
+            if self.scaling == "robust":
+                a = np.abs(z)
+                z = np.where(a > _TAIL, np.sign(z) * (_TAIL + np.log1p(np.maximum(a - _TAIL, 0.0))), z)
+            np.clip(z, -_CLIP, _CLIP, out=z)
+            out[:, numeric_slots] = z
+        return out
+
+    def fit_transform(self, X: Any) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    # --------------------------------------------------------------- maps
+    def to_map(self, feature_errors: np.ndarray, index: Any = None) -> np.ndarray | pd.DataFrame:
+        """Sum per-feature errors back to the input columns (one-hot parts summed).
+
+        Returns a DataFrame with the model's column names (and ``index``) when the model
+        was fitted on a DataFrame or file, else an ndarray with one column per kept input
+        column.
+        """
+        self._check_fitted()
+        per_column = np.asarray(feature_errors, dtype=np.float64) @ self._group.astype(np.float64)
+        if self.input_kind_ == "dataframe":
+            return pd.DataFrame(per_column, columns=self.column_names_, index=index)
+        return per_column
+
+    # -------------------------------------------------------------- state
+    def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-safe schema and the scaling arrays, for the model bundle."""
+        self._check_fitted()
+        doc = {
+            "params": {
+                "categorical_columns": self.categorical_columns,
+                "missing": self.missing,
+                "scaling": self.scaling,
+                "max_int_categories": self.max_int_categories,
+                "max_categories": self.max_categories,
+            },
+            "input_kind": self.input_kind_,
+            "input_columns": self.input_columns_,
+            "dropped_columns": self.dropped_columns_,
+            "columns": [
+                {"name": c.name, "kind": c.kind, "indicator": c.indicator,
+                 "categories": c.categories, "median": c.median}
+                for c in self.columns_
+            ],
+        }
+        return doc, {"center": self.center_, "scale": self.scale_}
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> TabularAdapter:
+        """Rebuild a fitted adapter from :meth:`get_state` output."""
+        ad = cls(**doc["params"])
+        ad.input_kind_ = doc["input_kind"]
+        ad.input_columns_ = list(doc["input_columns"])
+        ad.dropped_columns_ = list(doc["dropped_columns"])
+        ad.columns_ = [
+            _Column(c["name"], c["kind"], bool(c["indicator"]), list(c["categories"]),
+                    float(c["median"]))
+            for c in doc["columns"]
+        ]
+        ad.center_ = np.asarray(arrays["center"], dtype=np.float64)
+        ad.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        ad._build_layout()
+        return ad
+
+    def schema(self) -> list[dict[str, Any]]:
+        """One row per input column: name, kind, encoded width, and what happens to it."""
+        self._check_fitted()
+        rows = []
+        for c in self.columns_:
+            width = len(c.categories) + 1 if c.kind == "categorical" else 1 + int(c.indicator)
+            rows.append({"column": c.name, "kind": c.kind, "features": width,
+                         "categories": len(c.categories) if c.kind == "categorical" else None,
+                         "missing_indicator": c.indicator})
+        for d in self.dropped_columns_:
+            rows.append({"column": d, "kind": "dropped (constant)", "features": 0,
+                         "categories": None, "missing_indicator": False})
+        return rows

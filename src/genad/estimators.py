@@ -1,0 +1,190 @@
+"""The public detectors: thin :class:`~genad.detector.Detector` subclasses, one model each."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from genad.detector import Detector
+from genad.models.autoencoder import AutoEncoderModel
+from genad.models.base import GenerativeModel
+from genad.models.pca import PCAConvAutoEncoderModel
+from genad.models.vae import VAEModel
+from genad.nets.conv1d import Conv1dAutoEncoderNet
+from genad.nets.mlp import mlp
+
+__all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder", "MODELS"]
+
+#: the parameters every detector shares (those of ``Detector.__init__``)
+_COMMON = [name for name in inspect.signature(Detector.__init__).parameters if name != "self"]
+
+
+def _common(local: dict[str, Any]) -> dict[str, Any]:
+    return {k: local[k] for k in _COMMON}
+
+
+class AutoEncoder(Detector):
+    """Autoencoder on normal rows; score = squared reconstruction error (sum over features).
+
+    Encoder ``d -> hidden_sizes -> latent_dim``, decoder mirrored, LeakyReLU activations.
+    See :class:`~genad.detector.Detector` for the parameters shared by every detector.
+
+    Examples
+    --------
+    >>> import numpy as np, genad
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 5))
+    >>> det = genad.AutoEncoder(epochs=5, random_state=0, verbose=0).fit(X)
+    >>> det.predict(np.r_[X[:2], [[9.0, -9, 9, -9, 9]]]).tolist()
+    [0, 0, 1]
+    """
+
+    model_name = "ae"
+
+    def _build_model(self, n_features: int) -> GenerativeModel:
+        hidden, latent = self.hidden_sizes_, self.latent_dim_
+        return AutoEncoderModel(mlp([n_features, *hidden, latent]),
+                                mlp([latent, *hidden[::-1], n_features]))
+
+
+class DenoisingAutoEncoder(Detector):
+    """Autoencoder trained to undo input corruption (Vincent et al. 2008).
+
+    Parameters
+    ----------
+    noise_std : float, default 0.1
+        Gaussian noise added to the (scaled) inputs during training.
+    mask_prob : float, default 0.1
+        Probability of zeroing each input feature during training.
+
+    Other parameters: see :class:`~genad.detector.Detector`.
+    """
+
+    model_name = "dae"
+
+    def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str = "impute",
+                 scaling: str = "robust", device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.noise_std = noise_std
+        self.mask_prob = mask_prob
+
+    def _build_model(self, n_features: int) -> GenerativeModel:
+        hidden, latent = self.hidden_sizes_, self.latent_dim_
+        return AutoEncoderModel(mlp([n_features, *hidden, latent]),
+                                mlp([latent, *hidden[::-1], n_features]),
+                                noise_std=self.noise_std, mask_prob=self.mask_prob)
+
+
+class VAE(Detector):
+    """Variational autoencoder (Kingma & Welling 2014), Gaussian decoder with learned variance.
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        Weight of the KL term (after warm-up).
+    kl_warmup_epochs : int, default 10
+        Epochs over which the KL weight rises linearly from 0 to ``beta``.
+    score_method : {"elbo", "reconstruction_probability"}, default "elbo"
+        ``"elbo"``: negative ELBO at the posterior mean (deterministic).
+        ``"reconstruction_probability"`` (An & Cho 2015): negative log-likelihood
+        averaged over ``n_samples`` posterior samples drawn with a fixed seed.
+    n_samples : int, default 16
+
+    Other parameters: see :class:`~genad.detector.Detector`.
+    """
+
+    model_name = "vae"
+
+    def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: int = 10,
+                 score_method: str = "elbo", n_samples: int = 16,
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str = "impute",
+                 scaling: str = "robust", device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.score_method = score_method
+        self.n_samples = n_samples
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        from genad.errors import InvalidInputError
+
+        if self.score_method not in ("elbo", "reconstruction_probability"):
+            raise InvalidInputError(
+                "score_method must be 'elbo' or 'reconstruction_probability', "
+                f"got {self.score_method!r}"
+            )
+        if not self.beta > 0:
+            raise InvalidInputError(f"beta must be > 0, got {self.beta!r}")
+
+    def _build_model(self, n_features: int) -> GenerativeModel:
+        hidden, latent = self.hidden_sizes_, self.latent_dim_
+        return VAEModel(mlp([n_features, *hidden, 2 * latent]),
+                        mlp([latent, *hidden[::-1], 2 * n_features]), latent_dim=latent,
+                        beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
+                        score_method=self.score_method, n_samples=self.n_samples)
+
+
+class PCAConvAutoEncoder(Detector):
+    """PCA reconstruction error combined with a 1-D convolutional autoencoder's error.
+
+    The hybrid used for card fraud in the literature: PCA captures the linear structure,
+    the convolutional autoencoder (over the feature vector as a 1-channel sequence) the
+    non-linear part. Each part's per-feature squared error is divided by that part's
+    mean error on the training normals, then
+    ``score = pca_weight * e_pca + (1 - pca_weight) * e_cae``.
+
+    Parameters
+    ----------
+    n_components : int or float, default 0.95
+        PCA components, or the fraction of variance to keep.
+    pca_weight : float, default 0.5
+    conv_width : int, default 32
+        Channels of the first convolution.
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
+    """
+
+    model_name = "pca-cae"
+
+    def __init__(self, *, n_components: int | float = 0.95, pca_weight: float = 0.5,
+                 conv_width: int = 32,
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str = "impute",
+                 scaling: str = "robust", device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.n_components = n_components
+        self.pca_weight = pca_weight
+        self.conv_width = conv_width
+
+    def _build_model(self, n_features: int) -> GenerativeModel:
+        net = Conv1dAutoEncoderNet(n_features, width=self.conv_width, latent_dim=self.latent_dim_)
+        return PCAConvAutoEncoderModel(net, n_features, n_components=self.n_components,
+                                       pca_weight=self.pca_weight)
+
+
+#: CLI names of the detectors
+MODELS: dict[str, type[Detector]] = {
+    "ae": AutoEncoder,
+    "dae": DenoisingAutoEncoder,
+    "vae": VAE,
+    "pca-cae": PCAConvAutoEncoder,
+}

@@ -1,0 +1,88 @@
+"""PCA + 1-D convolutional autoencoder hybrid (used for card fraud in the literature)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from genad.models.base import GenerativeModel
+
+__all__ = ["PCAConvAutoEncoderModel"]
+
+
+class PCAConvAutoEncoderModel(GenerativeModel):
+    """Linear (PCA) and non-linear (1-D conv AE) reconstruction errors, combined.
+
+    ``setup`` fits PCA on the training rows (kept as buffers, so the bundle holds it);
+    training fits the convolutional autoencoder. Each part's per-feature squared error
+    is divided by that part's mean total error on the training rows (so both are on the
+    same scale, "1" being a typical normal row), then combined as
+    ``pca_weight * e_pca + (1 - pca_weight) * e_cae``.
+
+    Parameters
+    ----------
+    network : nn.Module
+        The convolutional autoencoder ``(n, d) -> (n, d)``.
+    n_components : int or float
+        PCA components: an int, or a float in (0, 1) for the explained-variance fraction.
+    pca_weight : float, default 0.5
+        Weight of the PCA error in the combined score.
+    """
+
+    def __init__(self, network: nn.Module, n_features: int, n_components: int | float = 0.95,
+                 pca_weight: float = 0.5) -> None:
+        super().__init__()
+        self.network = network
+        self.n_components = n_components
+        self.pca_weight = float(pca_weight)
+        d = int(n_features)
+        self.register_buffer("pca_mean", torch.zeros(d))
+        self.register_buffer("pca_components", torch.zeros(d, d))  # rows; unused rows are 0
+        self.register_buffer("part_scale", torch.ones(2))
+
+    def setup(self, x_train: torch.Tensor) -> None:
+        x = x_train.double()
+        mean = x.mean(dim=0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        var = s**2
+        ratio = torch.cumsum(var, 0) / var.sum().clamp_min(1e-12)
+        if isinstance(self.n_components, float) and 0 < self.n_components < 1:
+            k = int(torch.searchsorted(ratio, torch.tensor(self.n_components, dtype=ratio.dtype))) + 1
+        else:
+            k = int(self.n_components)
+        k = max(1, min(k, vh.shape[0] - 1 if vh.shape[0] > 1 else 1))
+        comps = torch.zeros_like(self.pca_components, dtype=torch.float64)
+        comps[:k] = vh[:k]
+        self.pca_mean.copy_(mean.float())
+        self.pca_components.copy_(comps.float())
+        e = self._pca_error(x_train).sum(dim=1).mean()
+        self.part_scale[0] = e.clamp_min(1e-8)
+
+    @property
+    def components_used(self) -> int:
+        return int((self.pca_components.abs().sum(dim=1) > 0).sum())
+
+    def _pca_error(self, x: torch.Tensor) -> torch.Tensor:
+        c = x - self.pca_mean
+        recon = (c @ self.pca_components.T) @ self.pca_components
+        return (c - recon) ** 2
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": ((self.network(x) - x) ** 2).sum(dim=1).mean()}
+
+    def element_scores(self, x: torch.Tensor) -> torch.Tensor:
+        e_pca = self._pca_error(x) / self.part_scale[0]
+        e_cae = (self.network(x) - x) ** 2 / self.part_scale[1]
+        return self.pca_weight * e_pca + (1 - self.pca_weight) * e_cae
+
+    def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
+        return ((self.network(x) - x) ** 2).sum(dim=1).mean()
+
+    def finalize(self, x_train: torch.Tensor) -> None:
+        """After training: set the CAE error scale from the training rows."""
+        total = torch.zeros((), dtype=torch.float64, device=x_train.device)
+        with torch.no_grad():
+            for i in range(0, x_train.shape[0], 16384):
+                xb = x_train[i : i + 16384]
+                total += ((self.network(xb) - xb) ** 2).sum().double()
+        self.part_scale[1] = (total / max(1, x_train.shape[0])).clamp_min(1e-8).float()

@@ -1,0 +1,220 @@
+"""The one training loop every model uses.
+
+Models define the objective (``loss``) and, for GANs, their own ``train_step``; this
+loop owns batching, shuffling, early stopping on held-out normals, device placement,
+mixed precision, divergence checks and the progress bar.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from genad.errors import TrainingDivergedError
+from genad.models.base import GenerativeModel
+
+__all__ = ["TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train_model` (the detector fills them from its parameters)."""
+
+    epochs: int = 50
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10
+    min_delta: float = 1e-4
+    device: str = "cpu"
+    verbose: int = 1
+    random_state: int | None = None
+    description: str = "training"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for but CUDA is not available; use 'auto'")
+    return dev
+
+
+def auto_epochs(n_rows: int, batch_size: int) -> int:
+    """Epochs giving about 4,000 optimisation steps, between 30 and 500."""
+    steps = max(1, math.ceil(n_rows / max(1, batch_size)))
+    return int(min(500, max(30, math.ceil(4000 / steps))))
+
+
+def _progress(enabled: bool, total: int, description: str) -> Any:
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    prog.start()
+    prog.add_task(description, total=total, info="")
+    return prog
+
+
+def predict_in_batches(
+    fn: Any, x: torch.Tensor, device: torch.device, batch_size: int = 65536
+) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` in batches on ``device`` (inference mode), results on CPU."""
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch_size):
+            outs.append(fn(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+class _cpu_threads:
+    """Run small models on one CPU thread: for narrow networks the OpenMP hand-off costs
+    more than it saves, and under contention (other processes on the cores) it costs
+    one to two orders of magnitude."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        n_params = sum(p.numel() for p in model.parameters())
+        self.threads = 1 if device.type == "cpu" and n_params < 2_000_000 else None
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.saved)
+
+
+def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged at epoch {epoch + 1}: the {what} is {value}. Try a lower "
+        "learning_rate (e.g. 10x smaller), scaling='robust', or check the training data "
+        "for extreme values"
+    )
+
+
+def train_model(
+    model: GenerativeModel,
+    x_train: torch.Tensor,
+    x_val: torch.Tensor,
+    config: TrainConfig,
+) -> dict[str, Any]:
+    """Train ``model`` on ``x_train`` with early stopping on ``x_val``.
+
+    The best weights (lowest validation loss) are restored at the end.
+
+    Returns
+    -------
+    dict
+        History: ``train_loss``, ``val_loss``, ``epoch_seconds`` (lists, one per epoch),
+        ``best_epoch`` (0-based), ``stopped_early``, ``device``.
+
+    Raises
+    ------
+    TrainingDivergedError
+        On a NaN/inf loss, a loss that explodes, or a degenerate model
+        (:meth:`GenerativeModel.check_health`).
+    """
+    device = resolve_device(config.device)
+    model.to(device)
+    gen = torch.Generator()
+    gen.manual_seed(0 if config.random_state is None else int(config.random_state))
+    model.setup(x_train.to(device))
+    optimizers = model.configure_optimizers(config.learning_rate, config.weight_decay)
+    n = x_train.shape[0]
+    batch_size = max(1, min(int(config.batch_size), n))
+    use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    pin = device.type == "cuda"
+    x_train_dev = x_train.to(device) if device.type == "cuda" else x_train
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "epoch_seconds": [],
+                               "best_epoch": 0, "stopped_early": False, "device": str(device)}
+    best = math.inf
+    best_state = copy.deepcopy(model.state_dict())
+    bad_epochs = 0
+    show = config.verbose > 0 and sys.stderr.isatty()
+    prog = _progress(show, config.epochs, config.description)
+    first_loss: float | None = None
+    threads = _cpu_threads(model, device)
+    threads.__enter__()
+    try:
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            model.epoch = epoch
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            if pin:
+                perm = perm.to(device)
+            total = torch.zeros((), device=device)
+            n_batches = 0
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                if idx.numel() < 2 and n > 1:  # a single-row batch breaks batch norm
+                    continue
+                xb = x_train_dev[idx]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    parts = model.train_step(xb, optimizers)
+                total += parts["loss"].float()
+                n_batches += 1
+            train_loss = float(total) / max(1, n_batches)
+            if not math.isfinite(train_loss):
+                raise _divergence(epoch, "training loss", train_loss)
+            if first_loss is None:
+                first_loss = train_loss
+            elif train_loss > 1e4 * max(abs(first_loss), 1e-3) and train_loss > 1e6:
+                raise _divergence(epoch, "training loss (exploding)", train_loss)
+            model.eval()
+            val = predict_in_batches(
+                lambda xb: model.validation_loss(xb).reshape(1) * xb.shape[0], x_val, device
+            ).sum() / max(1, x_val.shape[0])
+            val_loss = float(val)
+            if not math.isfinite(val_loss):
+                raise _divergence(epoch, "validation loss", val_loss)
+            history["train_loss"].append(train_loss)
+            history["val_loss"].append(val_loss)
+            history["epoch_seconds"].append(time.perf_counter() - t0)
+            if not math.isfinite(best) or val_loss < best - config.min_delta * max(1.0, abs(best)):
+                best = val_loss
+                best_state = copy.deepcopy(model.state_dict())
+                history["best_epoch"] = epoch
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            if prog is not None:
+                prog.update(prog.task_ids[0], advance=1,
+                            info=f"loss {train_loss:.4g}  val {val_loss:.4g}")
+            if bad_epochs >= config.patience:
+                history["stopped_early"] = True
+                break
+    finally:
+        threads.__exit__()
+        if prog is not None:
+            prog.stop()
+    model.load_state_dict(best_state)
+    model.eval()
+    with torch.inference_mode():
+        advice = model.check_health(x_val.to(device))
+    if advice:
+        raise TrainingDivergedError(advice)
+    model.finalize(x_train.to(device))
+    return history
