@@ -29,7 +29,8 @@ def _finite_scores(scores: Any, what: str = "calibration scores") -> np.ndarray:
     if s.size == 0:
         raise InvalidInputError(f"{what} are empty")
     if not np.all(np.isfinite(s)):
-        raise InvalidInputError(f"{what} contain NaN or inf at position {int(np.argmin(np.isfinite(s)))}")
+        bad = int(np.argmin(np.isfinite(s)))
+        raise InvalidInputError(f"{what} contain NaN or inf at position {bad}")
     return s
 
 

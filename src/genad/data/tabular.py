@@ -51,7 +51,9 @@ __all__ = ["TabularAdapter", "read_table"]
 _TAIL = 3.0  # robust z beyond which tails are log-compressed
 _CLIP = 1e4  # hard clip on encoded features, keeps scores finite for any finite input
 _MISSING_CATEGORY = "<missing>"
-_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_TABLE_SUFFIXES = {
+    ".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
+}
 
 
 def read_table(source: Any) -> pd.DataFrame:
@@ -91,7 +93,8 @@ def read_table(source: Any) -> pd.DataFrame:
     try:
         arr = np.asarray(source)
     except Exception as exc:
-        raise InvalidInputError(f"cannot read input of type {type(source).__name__} as a table") from exc
+        kind = type(source).__name__
+        raise InvalidInputError(f"cannot read input of type {kind} as a table") from exc
     if arr.ndim == 1:
         raise InvalidInputError(
             f"expected a 2-D table (rows x columns), got a 1-D array of {arr.shape[0]} values; "
@@ -121,6 +124,12 @@ def _is_intlike(s: pd.Series) -> bool:
 
 def _first_bad(mask: np.ndarray, index: pd.Index) -> Any:
     return index[int(np.flatnonzero(mask)[0])]
+
+
+def _missing_error(name: str, mask: np.ndarray, index: pd.Index) -> InvalidInputError:
+    return InvalidInputError(
+        f"column {name!r} has a missing value in row {_first_bad(mask, index)!r} (missing='raise')"
+    )
 
 
 def _category_key(value: Any) -> Any:
@@ -197,7 +206,8 @@ class TabularAdapter:
         declared = set(self.categorical_columns or [])
         unknown = declared - set(names)
         if unknown:
-            raise InvalidInputError(f"categorical column {sorted(unknown)[0]!r} is not in the table")
+            missing_name = sorted(unknown)[0]
+            raise InvalidInputError(f"categorical column {missing_name!r} is not in the table")
 
         columns: list[_Column] = []
         dropped: list[str] = []
@@ -211,10 +221,7 @@ class TabularAdapter:
                 finite = values[~np.isnan(values)]
                 nan_mask = np.isnan(values)
                 if nan_mask.any() and self.missing == "raise":
-                    raise InvalidInputError(
-                        f"column {name!r} has a missing value in row {_first_bad(nan_mask, df.index)!r} "
-                        "(missing='raise')"
-                    )
+                    raise _missing_error(name, nan_mask, df.index)
                 if finite.size == 0:
                     dropped.append(name)
                     warnings.warn(f"column {name!r} is entirely missing; dropped", GenadWarning,
@@ -231,10 +238,7 @@ class TabularAdapter:
             elif kind == "boolean":
                 b = s.astype("boolean") if s.dtype != bool else s
                 if b.isna().any() and self.missing == "raise":
-                    raise InvalidInputError(
-                        f"column {name!r} has a missing value in row "
-                        f"{_first_bad(b.isna().to_numpy(), df.index)!r} (missing='raise')"
-                    )
+                    raise _missing_error(name, b.isna().to_numpy(), df.index)
                 if b.nunique(dropna=False) <= 1:
                     dropped.append(name)
                     continue
@@ -242,10 +246,7 @@ class TabularAdapter:
             else:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
-                    raise InvalidInputError(
-                        f"column {name!r} has a missing value in row {_first_bad(isna, df.index)!r} "
-                        "(missing='raise')"
-                    )
+                    raise _missing_error(name, isna, df.index)
                 counts = s.map(_category_key, na_action="ignore").fillna(_MISSING_CATEGORY)
                 counts = counts.astype(object).value_counts()
                 if len(counts) <= 1:
@@ -281,7 +282,8 @@ class TabularAdapter:
             return "categorical"
         if pd.api.types.is_bool_dtype(s.dtype):
             return "boolean"
-        if pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
+        types = pd.api.types
+        if types.is_datetime64_any_dtype(s.dtype) or types.is_timedelta64_dtype(s.dtype):
             raise InvalidInputError(
                 f"column {s.name!r} holds dates/times; convert it to numbers (e.g. seconds) first"
             )
@@ -404,7 +406,6 @@ class TabularAdapter:
         n = len(df)
         out = np.empty((n, self.n_features_out_), dtype=np.float32)
         pos = 0
-        k = 0  # numeric column counter
         numeric_slots: list[int] = []
         numeric_vals: list[np.ndarray] = []
         for col in self.columns_:
@@ -414,10 +415,7 @@ class TabularAdapter:
                 nan_mask = np.isnan(values)
                 if nan_mask.any():
                     if self.missing == "raise":
-                        raise InvalidInputError(
-                            f"column {col.name!r} has a missing value in row "
-                            f"{_first_bad(nan_mask, df.index)!r} (missing='raise')"
-                        )
+                        raise _missing_error(col.name, nan_mask, df.index)
                     if not col.indicator:
                         warnings.warn(
                             f"column {col.name!r} had no missing values in training but has "
@@ -431,40 +429,43 @@ class TabularAdapter:
                 if col.indicator:
                     out[:, pos] = nan_mask
                     pos += 1
-                k += 1
             elif col.kind == "boolean":
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
-                    raise InvalidInputError(
-                        f"column {col.name!r} has a missing value in row "
-                        f"{_first_bad(isna, df.index)!r} (missing='raise')"
-                    )
+                    raise _missing_error(col.name, isna, df.index)
                 v = s.astype("boolean").fillna(False).to_numpy(dtype=np.float32)
                 out[:, pos] = v
                 pos += 1
             else:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
-                    raise InvalidInputError(
-                        f"column {col.name!r} has a missing value in row "
-                        f"{_first_bad(isna, df.index)!r} (missing='raise')"
-                    )
+                    raise _missing_error(col.name, isna, df.index)
                 keys = s.map(_category_key, na_action="ignore").astype(object)
                 keys = keys.where(~isna, _MISSING_CATEGORY)
                 lookup = {c: i for i, c in enumerate(col.categories)}
                 unseen = len(col.categories)
-                codes = keys.map(lambda v, lk=lookup, u=unseen: lk.get(v, u)).to_numpy(dtype=np.int64)
+                codes = keys.map(lambda v, lk=lookup, u=unseen: lk.get(v, u))
+                codes = codes.to_numpy(dtype=np.int64)
                 block = np.zeros((n, unseen + 1), dtype=np.float32)
                 block[np.arange(n), codes] = 1.0
                 out[:, pos : pos + unseen + 1] = block
                 pos += unseen + 1
         if numeric_vals:
-            z = (np.column_stack(numeric_vals) - self.center_) / self.scale_
+            z = np.empty((n, len(numeric_vals)), dtype=np.float64)
+            for j, v in enumerate(numeric_vals):
+                z[:, j] = v
+            z -= self.center_
+            z /= self.scale_
             if self.scaling == "robust":
-                a = np.abs(z)
-                z = np.where(a > _TAIL, np.sign(z) * (_TAIL + np.log1p(np.maximum(a - _TAIL, 0.0))), z)
+                tail = np.abs(z) > _TAIL
+                if tail.any():
+                    zt = z[tail]
+                    z[tail] = np.sign(zt) * (_TAIL + np.log1p(np.abs(zt) - _TAIL))
             np.clip(z, -_CLIP, _CLIP, out=z)
-            out[:, numeric_slots] = z
+            if numeric_slots == list(range(len(numeric_slots))):
+                out[:, : len(numeric_slots)] = z
+            else:
+                out[:, numeric_slots] = z
         return out
 
     def fit_transform(self, X: Any) -> np.ndarray:

@@ -47,7 +47,8 @@ class PCAConvAutoEncoderModel(GenerativeModel):
         var = s**2
         ratio = torch.cumsum(var, 0) / var.sum().clamp_min(1e-12)
         if isinstance(self.n_components, float) and 0 < self.n_components < 1:
-            k = int(torch.searchsorted(ratio, torch.tensor(self.n_components, dtype=ratio.dtype))) + 1
+            target = torch.tensor(self.n_components, dtype=ratio.dtype)
+            k = int(torch.searchsorted(ratio, target)) + 1
         else:
             k = int(self.n_components)
         k = max(1, min(k, vh.shape[0] - 1 if vh.shape[0] > 1 else 1))

@@ -27,7 +27,9 @@ class Conv1dAutoEncoderNet(nn.Module):
         Bottleneck size.
     """
 
-    def __init__(self, length: int, channels: int = 1, width: int = 32, latent_dim: int = 8) -> None:
+    def __init__(
+        self, length: int, channels: int = 1, width: int = 32, latent_dim: int = 8
+    ) -> None:
         super().__init__()
         self.length = int(length)
         self.channels = int(channels)

@@ -1,0 +1,402 @@
+"""Figures of the HTML report, rendered off-screen (Agg) to base64 PNG data URIs.
+
+Every function builds its own :class:`matplotlib.figure.Figure` on an Agg canvas and
+never touches ``pyplot``, so building a report neither opens windows nor changes the
+backend or the style of the caller's own plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+__all__ = [
+    "NORMAL_COLOR",
+    "ANOMALY_COLOR",
+    "figure_to_data_uri",
+    "roc_figure",
+    "pr_figure",
+    "score_distribution_figure",
+    "loss_figure",
+    "contribution_figure",
+    "use_log_scale",
+]
+
+NORMAL_COLOR = "#3b6ea8"
+ANOMALY_COLOR = "#c8423b"
+NEUTRAL_COLOR = "#9aa3ad"
+THRESHOLD_COLOR = "#222222"
+_DPI = 130
+_MAX_CURVE_POINTS = 4000
+
+_STYLE: dict[str, Any] = {
+    "font.size": 9.5,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e4e7eb",
+    "grid.linewidth": 0.8,
+    "axes.edgecolor": "#8a939c",
+    "axes.axisbelow": True,
+    "legend.frameon": False,
+    "legend.fontsize": 8.5,
+    "xtick.color": "#4a525a",
+    "ytick.color": "#4a525a",
+}
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_to_data_uri(fig: Figure) -> str:
+    """Encode a figure as a ``data:image/png;base64,...`` URI (self-contained HTML).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+
+    Returns
+    -------
+    str
+        The PNG as a data URI, usable as an ``<img src>``.
+
+    Examples
+    --------
+    >>> fig = _figure(2, 2)
+    >>> figure_to_data_uri(fig).startswith("data:image/png;base64,")
+    True
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", pad_inches=0.08,
+                metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _thin(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Keep at most ``_MAX_CURVE_POINTS`` points of a curve (first and last kept)."""
+    n = len(arrays[0])
+    if n <= _MAX_CURVE_POINTS:
+        return arrays
+    idx = np.unique(np.linspace(0, n - 1, _MAX_CURVE_POINTS).round().astype(int))
+    return tuple(a[idx] for a in arrays)
+
+
+def use_log_scale(values: Any, decades: float = 2.0) -> bool:
+    """Whether positive values spread over more than ``decades`` powers of ten.
+
+    Parameters
+    ----------
+    values : array-like of float
+    decades : float, default 2.0
+
+    Returns
+    -------
+    bool
+        True when every value is positive and the 99.5th percentile is more than
+        ``10 ** decades`` times the 0.5th percentile.
+
+    Examples
+    --------
+    >>> use_log_scale([0.1, 1.0, 50.0, 400.0])
+    True
+    >>> use_log_scale([-1.0, 5.0, 500.0])
+    False
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2 or np.min(v) <= 0:
+        return False
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    return bool(hi / lo > 10.0**decades)
+
+
+def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float) -> str:
+    """ROC curve with the operating point of ``threshold`` marked.
+
+    Parameters
+    ----------
+    y : ndarray of 0/1
+        Labels, 1 = anomaly; both classes must be present.
+    scores : ndarray of float
+        Anomaly scores, higher = more anomalous.
+    threshold : float
+        The detector's threshold (rows strictly above it are flagged).
+    auroc : float
+        Area under the curve, shown in the title.
+
+    Returns
+    -------
+    str
+        PNG data URI.
+
+    Examples
+    --------
+    >>> uri = roc_figure(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]), 0.5, 0.75)
+    >>> uri[:22]
+    'data:image/png;base64,'
+    """
+    fpr, tpr, _ = roc_curve(y, scores)
+    fpr, tpr = _thin(fpr, tpr)
+    flagged = scores > threshold
+    op_tpr = float(flagged[y == 1].mean())
+    op_fpr = float(flagged[y == 0].mean())
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(4.6, 3.9)
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], ls=":", color=NEUTRAL_COLOR, lw=1.2, label="random ranking")
+        ax.plot(fpr, tpr, color=NORMAL_COLOR, lw=2, label=f"model (AUROC {auroc:.3f})")
+        ax.fill_between(fpr, tpr, step=None, alpha=0.08, color=NORMAL_COLOR)
+        ax.scatter([op_fpr], [op_tpr], s=46, color=ANOMALY_COLOR, zorder=5,
+                   label=f"threshold: recall {op_tpr:.0%}, FPR {op_fpr:.1%}")
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_xlabel("false-positive rate (normal rows flagged)")
+        ax.set_ylabel("true-positive rate (anomalies caught)")
+        ax.set_title("ROC curve")
+        ax.legend(loc="lower right")
+        return figure_to_data_uri(fig)
+
+
+def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float) -> str:
+    """Precision-recall curve with the operating point and the random baseline.
+
+    Parameters
+    ----------
+    y : ndarray of 0/1
+        Labels, 1 = anomaly; both classes must be present.
+    scores : ndarray of float
+    threshold : float
+    auprc : float
+        Average precision, shown in the legend.
+
+    Returns
+    -------
+    str
+        PNG data URI.
+
+    Examples
+    --------
+    >>> uri = pr_figure(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]), 0.5, 0.8)
+    >>> uri.startswith("data:image/png;base64,")
+    True
+    """
+    precision, recall, _ = precision_recall_curve(y, scores)
+    recall, precision = _thin(recall, precision)
+    prevalence = float(np.mean(y))
+    flagged = scores > threshold
+    op_recall = float(flagged[y == 1].mean())
+    op_precision = float(y[flagged].mean()) if flagged.any() else float("nan")
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(4.6, 3.9)
+        ax = fig.add_subplot()
+        ax.axhline(prevalence, ls=":", color=NEUTRAL_COLOR, lw=1.2,
+                   label=f"random ranking ({prevalence:.1%} anomalies)")
+        ax.step(recall, precision, where="post", color=NORMAL_COLOR, lw=2,
+                label=f"model (AUPRC {auprc:.3f})")
+        if np.isfinite(op_precision):
+            ax.scatter([op_recall], [op_precision], s=46, color=ANOMALY_COLOR, zorder=5,
+                       label=f"threshold: precision {op_precision:.0%}, recall {op_recall:.0%}")
+        ax.set_xlim(-0.01, 1.01)
+        ax.set_ylim(-0.01, 1.04)
+        ax.set_xlabel("recall (anomalies caught)")
+        ax.set_ylabel("precision (flagged rows that are anomalies)")
+        ax.set_title("Precision-recall curve")
+        ax.legend(loc="lower left")
+        return figure_to_data_uri(fig)
+
+
+def _bins(values: np.ndarray, log: bool, n: int = 50) -> np.ndarray:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0) * 1e-3
+    if log:
+        return np.geomspace(lo, hi, n + 1)
+    return np.linspace(lo, hi, n + 1)
+
+
+def score_distribution_figure(
+    scores: np.ndarray,
+    threshold: float,
+    y: np.ndarray | None = None,
+    calibration_scores: np.ndarray | None = None,
+) -> tuple[str, bool]:
+    """Histograms of the scores of normal and anomalous rows, threshold marked.
+
+    Parameters
+    ----------
+    scores : ndarray of float
+        Scores of the rows in the report.
+    threshold : float
+    y : ndarray of 0/1, optional
+        Labels. Without them one histogram of all rows is drawn.
+    calibration_scores : ndarray, optional
+        Held-out normal training scores; drawn as an outline for reference.
+
+    Returns
+    -------
+    (str, bool)
+        PNG data URI, and whether the x axis is logarithmic (scores spanning decades).
+
+    Examples
+    --------
+    >>> uri, log = score_distribution_figure(np.array([1.0, 2.0, 3.0, 40.0]), 10.0)
+    >>> log
+    False
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    every = [scores, np.atleast_1d(threshold)]
+    if calibration_scores is not None and len(calibration_scores):
+        every.append(np.asarray(calibration_scores, dtype=np.float64))
+    pooled = np.concatenate(every)
+    log = use_log_scale(pooled)
+    bins = _bins(pooled, log)
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(9.2, 3.6)
+        ax = fig.add_subplot()
+        groups: list[tuple[str, np.ndarray, str]] = []
+        if y is not None:
+            for value, name, color in ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALY_COLOR)):
+                part = scores[y == value]
+                if part.size:
+                    groups.append((f"{name} rows (n={part.size:,})", part, color))
+            ylabel = "share of the group's rows"
+        else:
+            groups.append((f"all rows (n={scores.size:,})", scores, NORMAL_COLOR))
+            ylabel = "share of rows"
+        for label, part, color in groups:
+            ax.hist(part, bins=bins, weights=np.full(part.size, 1.0 / part.size), color=color,
+                    alpha=0.55, label=label, edgecolor="white", linewidth=0.3)
+        if calibration_scores is not None and len(calibration_scores):
+            cal = np.asarray(calibration_scores, dtype=np.float64)
+            ax.hist(cal, bins=bins, weights=np.full(cal.size, 1.0 / cal.size), histtype="step",
+                    color="#444444", lw=1.1, ls="--",
+                    label=f"held-out training normals (n={cal.size:,})")
+        ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.6, ls="--")
+        ax.annotate(f"threshold {threshold:.4g}\nflagged \u2192", xy=(threshold, 1.0),
+                    xycoords=("data", "axes fraction"), xytext=(5, -4),
+                    textcoords="offset points", va="top", ha="left", fontsize=8.5,
+                    color=THRESHOLD_COLOR)
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel("anomaly score" + (" (log scale)" if log else ""))
+        ax.set_ylabel(ylabel)
+        ax.set_title("Score distribution")
+        ax.legend(loc="upper right")
+        return figure_to_data_uri(fig), log
+
+
+def loss_figure(history: Mapping[str, Any]) -> str | None:
+    """Training and validation loss per epoch, the kept (best) epoch marked.
+
+    Parameters
+    ----------
+    history : mapping
+        ``history_`` of a fitted detector (``train_loss``, ``val_loss``, ``best_epoch``).
+
+    Returns
+    -------
+    str or None
+        PNG data URI, or None when the history holds no epoch.
+
+    Examples
+    --------
+    >>> loss_figure({"train_loss": [], "val_loss": []}) is None
+    True
+    """
+    train = np.asarray(history.get("train_loss") or [], dtype=np.float64)
+    val = np.asarray(history.get("val_loss") or [], dtype=np.float64)
+    if train.size == 0 and val.size == 0:
+        return None
+    best = history.get("best_epoch")
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(9.2, 3.2)
+        ax = fig.add_subplot()
+        if train.size:
+            ax.plot(np.arange(1, train.size + 1), train, color=NORMAL_COLOR, lw=1.8,
+                    label="training loss", marker="o" if train.size < 15 else None, ms=3)
+        if val.size:
+            ax.plot(np.arange(1, val.size + 1), val, color="#e08a1e", lw=1.8,
+                    label="validation loss (held-out normals)",
+                    marker="o" if val.size < 15 else None, ms=3)
+        if isinstance(best, (int, np.integer)) and 0 <= best < max(train.size, val.size):
+            ax.axvline(best + 1, color=THRESHOLD_COLOR, ls="--", lw=1.2,
+                       label=f"best epoch {best + 1} (weights kept)")
+        both = np.concatenate([train, val])
+        if use_log_scale(both, decades=1.5):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title("Training history")
+        ax.legend(loc="upper right")
+        return figure_to_data_uri(fig)
+
+
+def contribution_figure(
+    flagged_mean: pd.Series,
+    other_mean: pd.Series | None = None,
+    *,
+    flagged_label: str = "flagged rows",
+    other_label: str = "other rows",
+    max_columns: int = 20,
+) -> str:
+    """Horizontal bars: mean contribution of each column to the score.
+
+    Parameters
+    ----------
+    flagged_mean : Series
+        Mean contribution per column over the flagged rows (index = column names).
+    other_mean : Series, optional
+        The same over the rows that are not flagged, drawn for comparison.
+    flagged_label, other_label : str
+        Legend entries.
+    max_columns : int, default 20
+        Columns shown (the largest ``flagged_mean``).
+
+    Returns
+    -------
+    str
+        PNG data URI.
+
+    Examples
+    --------
+    >>> uri = contribution_figure(pd.Series({"amount": 3.0, "hour": 1.0}))
+    >>> uri.startswith("data:image/png;base64,")
+    True
+    """
+    top = flagged_mean.sort_values(ascending=False).iloc[:max_columns]
+    names: Sequence[str] = [str(c) for c in top.index][::-1]
+    pos = np.arange(len(names))
+    height = 1.0 + 0.28 * len(names)
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(9.2, max(2.2, height))
+        ax = fig.add_subplot()
+        ax.grid(axis="y", visible=False)
+        if other_mean is not None:
+            other = other_mean.reindex(top.index).fillna(0.0).to_numpy()[::-1]
+            ax.barh(pos + 0.2, top.to_numpy()[::-1], height=0.4, color=ANOMALY_COLOR,
+                    label=flagged_label)
+            ax.barh(pos - 0.2, other, height=0.4, color=NEUTRAL_COLOR, label=other_label)
+            ax.legend(loc="lower right")
+        else:
+            ax.barh(pos, top.to_numpy()[::-1], height=0.6, color=ANOMALY_COLOR,
+                    label=flagged_label)
+        ax.set_yticks(pos, names)
+        ax.set_ylim(-0.6, len(names) - 0.4)
+        ax.set_xlabel("mean contribution to the anomaly score")
+        ax.set_title("What drives the alerts: contribution per column")
+        return figure_to_data_uri(fig)
