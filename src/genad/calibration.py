@@ -45,7 +45,9 @@ def check_rate(value: float, name: str) -> float:
     return v
 
 
-def threshold_at_fpr(normal_scores: Any, target_fpr: float, *, strict: bool = True) -> float:
+def threshold_at_fpr(
+    normal_scores: Any, target_fpr: float, *, strict: bool = True, stacklevel: int = 2
+) -> float:
     """Smallest threshold whose false-positive rate on ``normal_scores`` is <= ``target_fpr``.
 
     Parameters
@@ -58,6 +60,8 @@ def threshold_at_fpr(normal_scores: Any, target_fpr: float, *, strict: bool = Tr
         When ``target_fpr < 1 / n`` the rate cannot be estimated from ``n`` scores: raise
         :class:`InvalidInputError` if True, else warn and return the largest score
         (empirical false-positive rate 0).
+    stacklevel : int, default 2
+        Passed to :func:`warnings.warn`, so the warning points at the caller's code.
 
     Returns
     -------
@@ -81,7 +85,7 @@ def threshold_at_fpr(normal_scores: Any, target_fpr: float, *, strict: bool = Tr
         if strict:
             raise InvalidInputError(msg)
         warnings.warn(msg + "; using the largest calibration score", CalibrationWarning,
-                      stacklevel=2)
+                      stacklevel=stacklevel)
         return float(s.max())
     s = np.sort(s)
     # allowed number of normal scores strictly above the threshold

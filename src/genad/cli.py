@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -56,7 +56,7 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
-def _fail(message: Any, code: int = 1) -> None:
+def _fail(message: Any, code: int = 1) -> NoReturn:
     sys.stderr.write(f"error: {_one_line(message)}\n")
     sys.stderr.flush()
     sys.exit(code)
@@ -190,12 +190,11 @@ def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
     if column not in df.columns:
         shown = ", ".join(map(str, list(df.columns)[:8])) + (" ..." if df.shape[1] > 8 else "")
         raise InvalidInputError(f"label column {column!r} is not in {path}; columns: {shown}")
+    import pandas as pd
+
     raw = df[column]
     values = raw.to_numpy()
-    try:
-        numeric = values.astype(float)
-    except (TypeError, ValueError):
-        numeric = np.full(len(values), np.nan)
+    numeric = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isin(numeric, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -226,6 +225,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.1%}"
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -239,11 +242,15 @@ def _jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ train
-@app.command()
-def train(
-    data: Path = typer.Argument(..., metavar="DATA", help="Training table (.csv, .tsv or .parquet)."),
+@app.command("train")
+def _train(
+    data: Path = typer.Argument(
+        ..., metavar="DATA", help="Training table (.csv, .tsv or .parquet)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the model (.genad)."),
-    model: ModelName = typer.Option(ModelName("ae"), "--model", "-m", help="Detector to train."),  # type: ignore[valid-type]
+    model: ModelName = typer.Option(  # type: ignore[valid-type]
+        ModelName("ae"), "--model", "-m", help="Detector to train."
+    ),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
         help="0/1 label column (1 = anomaly). It is not a feature; rows labelled 1 are "
@@ -294,10 +301,12 @@ def train(
 
 
 # ------------------------------------------------------------------ score
-@app.command()
-def score(
+@app.command("score")
+def _score(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
-    data: Path = typer.Argument(..., metavar="DATA", help="Table to score (.csv, .tsv or .parquet)."),
+    data: Path = typer.Argument(
+        ..., metavar="DATA", help="Table to score (.csv, .tsv or .parquet)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output table (.csv or .parquet)."),
     top_k: int = typer.Option(3, "--top-k", min=1,
                               help="Columns listed in top_features per row."),
@@ -325,10 +334,12 @@ def score(
 
 
 # --------------------------------------------------------------- evaluate
-@app.command()
-def evaluate(
+@app.command("evaluate")
+def _evaluate(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
-    data: Path = typer.Argument(..., metavar="DATA", help="Labelled table (.csv, .tsv or .parquet)."),
+    data: Path = typer.Argument(
+        ..., metavar="DATA", help="Labelled table (.csv, .tsv or .parquet)."
+    ),
     label_column: str = typer.Option(..., "--label-column", "-l",
                                      help="0/1 label column (1 = anomaly)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -373,10 +384,12 @@ def evaluate(
 
 
 # ----------------------------------------------------------------- report
-@app.command()
-def report(
+@app.command("report")
+def _report(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
-    data: Path = typer.Argument(..., metavar="DATA", help="Table to report on (.csv, .tsv or .parquet)."),
+    data: Path = typer.Argument(
+        ..., metavar="DATA", help="Table to report on (.csv, .tsv or .parquet)."
+    ),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write."),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l", help="0/1 label column (1 = anomaly), if known."),
@@ -396,8 +409,8 @@ def report(
 
 
 # ------------------------------------------------------------------- info
-@app.command()
-def info(
+@app.command("info")
+def _info(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole model document."),
 ) -> None:
@@ -456,11 +469,13 @@ def info(
 
 
 # ------------------------------------------------------------------- demo
-@app.command()
-def demo(
+@app.command("demo")
+def _demo(
     out: Path = typer.Option(Path("genad-demo-report.html"), "--out", "-o",
                              help="HTML report to write."),
-    model: ModelName = typer.Option(ModelName("ae"), "--model", "-m", help="Detector to train."),  # type: ignore[valid-type]
+    model: ModelName = typer.Option(  # type: ignore[valid-type]
+        ModelName("ae"), "--model", "-m", help="Detector to train."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),
     random_state: int = typer.Option(0, "--random-state", help="Seed of split and model."),
@@ -480,9 +495,11 @@ def demo(
                f"({res.detector.n_epochs_} epochs, {res.seconds:.1f} s)")
     typer.echo(f"test: {res.n_test} rows, {res.n_test_anomalies} malignant")
     typer.echo(f"AUROC {res.auroc:.3f}   AUPRC {res.auprc:.3f}")
-    typer.echo(f"at threshold {m['threshold']:.4g}: precision {_fmt(m['precision'])}, "
-               f"recall {_fmt(m['recall'])}, false-positive rate "
-               f"{_fmt(m['false_positive_rate'])}")
+    setting = res.detector.threshold_setting_
+    how = f" (target false-positive rate {setting:.0%})" if setting is not None else ""
+    typer.echo(f"at threshold {m['threshold']:.4g}{how}: precision {_pct(m['precision'])}, "
+               f"recall {_pct(m['recall'])}, false-positive rate "
+               f"{_pct(m['false_positive_rate'])}")
     typer.echo(f"report: {res.report_path}")
 
 

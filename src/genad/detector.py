@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from genad import calibration as cal
+from genad.data.labels import check_labels
 from genad.data.tabular import TabularAdapter, read_table
 from genad.errors import (
     CalibrationWarning,
@@ -40,25 +41,6 @@ from genad.nets.mlp import default_mlp_sizes
 from genad.training import TrainConfig, auto_epochs, predict_in_batches, resolve_device, train_model
 
 __all__ = ["Detector", "top_contributions"]
-
-
-def _labels(y: Any, n: int, what: str = "y") -> np.ndarray:
-    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y).ravel()
-    if arr.shape[0] != n:
-        raise InvalidInputError(f"{what} has {arr.shape[0]} labels but X has {n} rows")
-    try:
-        values = arr.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"{what} must hold 0 (normal) or 1 (anomaly); got values like {arr[:3].tolist()}"
-        ) from exc
-    bad = ~np.isin(values, (0.0, 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"{what} must hold 0 (normal) or 1 (anomaly); row {i} holds {arr[i]!r}"
-        )
-    return values.astype(np.int8)
 
 
 def _rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -92,7 +74,7 @@ class Detector(BaseEstimator):
     latent_dim : int, optional
         Bottleneck size. Default: derived from the number of encoded features.
     epochs : int, optional
-        Maximum training epochs. Default: about 4,000 optimisation steps (30 to 500
+        Maximum training epochs. Default: at least 4,000 optimisation steps (100 to 500
         epochs); early stopping usually ends training sooner.
     batch_size : int, default 256
     learning_rate : float, default 1e-3
@@ -249,7 +231,7 @@ class Detector(BaseEstimator):
         if len(df) == 0:
             raise InvalidInputError("the training table is empty (0 rows)")
         if y is not None:
-            labels = _labels(y, len(df))
+            labels = check_labels(y, len(df), "y")
             df = _rows(df, labels == 0)
             if len(df) == 0:
                 raise InvalidInputError("every training row is labelled 1 (anomaly): no normals")
@@ -268,7 +250,7 @@ class Detector(BaseEstimator):
             val_df = read_table(X_val)
             if len(val_df) == 0:
                 raise InvalidInputError("X_val is empty (0 rows)")
-            val_labels = (_labels(y_val, len(val_df), "y_val") if y_val is not None
+            val_labels = (check_labels(y_val, len(val_df), "y_val") if y_val is not None
                           else np.zeros(len(val_df), dtype=np.int8))
             z_val = adapter.transform(_rows(val_df, val_labels == 0))
             z_train = z
@@ -321,7 +303,8 @@ class Detector(BaseEstimator):
                 warnings.warn("y_val holds no anomaly: threshold set at target_fpr instead of "
                               "F1-optimal", CalibrationWarning, stacklevel=2)
             self._set_threshold(
-                cal.threshold_at_fpr(self.calibration_scores_, self.target_fpr, strict=False),
+                cal.threshold_at_fpr(self.calibration_scores_, self.target_fpr, strict=False,
+                                     stacklevel=3),
                 "target_fpr", self.target_fpr,
             )
         return self
@@ -447,7 +430,8 @@ class Detector(BaseEstimator):
                                 fpr)
             return self
         scores = self.anomaly_score(X)
-        labels = _labels(y, len(scores)) if y is not None else np.zeros(len(scores), np.int8)
+        labels = (check_labels(y, len(scores), "y") if y is not None
+                  else np.zeros(len(scores), np.int8))
         if contamination is not None:
             self._set_threshold(cal.threshold_at_contamination(scores, contamination),
                                 "contamination", contamination)

@@ -27,7 +27,14 @@ class AutoEncoder(Detector):
     """Autoencoder on normal rows; score = squared reconstruction error (sum over features).
 
     Encoder ``d -> hidden_sizes -> latent_dim``, decoder mirrored, LeakyReLU activations.
-    See :class:`~genad.detector.Detector` for the parameters shared by every detector.
+
+    Parameters
+    ----------
+    normalize_errors : bool, default True
+        Divide each feature's squared error by its mean on the training normals, so every
+        feature's error is measured against what is typical for that feature.
+
+    Other parameters: see :class:`~genad.detector.Detector` (shared by every detector).
 
     Examples
     --------
@@ -40,29 +47,10 @@ class AutoEncoder(Detector):
     """
 
     model_name = "ae"
+    _noise_std: float = 0.0
+    _mask_prob: float = 0.0
 
-    def _build_model(self, n_features: int) -> GenerativeModel:
-        hidden, latent = self.hidden_sizes_, self.latent_dim_
-        return AutoEncoderModel(mlp([n_features, *hidden, latent]),
-                                mlp([latent, *hidden[::-1], n_features]))
-
-
-class DenoisingAutoEncoder(Detector):
-    """Autoencoder trained to undo input corruption (Vincent et al. 2008).
-
-    Parameters
-    ----------
-    noise_std : float, default 0.1
-        Gaussian noise added to the (scaled) inputs during training.
-    mask_prob : float, default 0.1
-        Probability of zeroing each input feature during training.
-
-    Other parameters: see :class:`~genad.detector.Detector`.
-    """
-
-    model_name = "dae"
-
-    def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
+    def __init__(self, *, normalize_errors: bool = True,
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
@@ -72,14 +60,55 @@ class DenoisingAutoEncoder(Detector):
                  scaling: str = "robust", device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(**_common(locals()))
-        self.noise_std = noise_std
-        self.mask_prob = mask_prob
+        self.normalize_errors = normalize_errors
 
     def _build_model(self, n_features: int) -> GenerativeModel:
         hidden, latent = self.hidden_sizes_, self.latent_dim_
-        return AutoEncoderModel(mlp([n_features, *hidden, latent]),
-                                mlp([latent, *hidden[::-1], n_features]),
-                                noise_std=self.noise_std, mask_prob=self.mask_prob)
+        return AutoEncoderModel(
+            mlp([n_features, *hidden, latent]), mlp([latent, *hidden[::-1], n_features]),
+            noise_std=self._noise_std, mask_prob=self._mask_prob, n_features=n_features,
+            normalize_errors=self.normalize_errors,
+        )
+
+
+class DenoisingAutoEncoder(AutoEncoder):
+    """Autoencoder trained to undo input corruption (Vincent et al. 2008).
+
+    Parameters
+    ----------
+    noise_std : float, default 0.1
+        Gaussian noise added to the (scaled) inputs during training.
+    mask_prob : float, default 0.1
+        Probability of zeroing each input feature during training.
+    normalize_errors : bool, default True
+        See :class:`AutoEncoder`.
+
+    Other parameters: see :class:`~genad.detector.Detector`.
+    """
+
+    model_name = "dae"
+
+    def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
+                 normalize_errors: bool = True,
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str = "impute",
+                 scaling: str = "robust", device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(normalize_errors=normalize_errors, **_common(locals()))
+        self.noise_std = noise_std
+        self.mask_prob = mask_prob
+
+    @property
+    def _noise_std(self) -> float:  # type: ignore[override]
+        return float(self.noise_std)
+
+    @property
+    def _mask_prob(self) -> float:  # type: ignore[override]
+        return float(self.mask_prob)
 
 
 class VAE(Detector):
@@ -96,6 +125,9 @@ class VAE(Detector):
         ``"reconstruction_probability"`` (An & Cho 2015): negative log-likelihood
         averaged over ``n_samples`` posterior samples drawn with a fixed seed.
     n_samples : int, default 16
+    learn_variance : bool, default True
+        Learn a per-feature decoder variance (Gaussian likelihood); False fixes it to 1,
+        so the likelihood is a scaled squared error.
 
     Other parameters: see :class:`~genad.detector.Detector`.
     """
@@ -103,7 +135,7 @@ class VAE(Detector):
     model_name = "vae"
 
     def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: int = 10,
-                 score_method: str = "elbo", n_samples: int = 16,
+                 score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
@@ -117,6 +149,7 @@ class VAE(Detector):
         self.kl_warmup_epochs = kl_warmup_epochs
         self.score_method = score_method
         self.n_samples = n_samples
+        self.learn_variance = learn_variance
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -135,7 +168,8 @@ class VAE(Detector):
         return VAEModel(mlp([n_features, *hidden, 2 * latent]),
                         mlp([latent, *hidden[::-1], 2 * n_features]), latent_dim=latent,
                         beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
-                        score_method=self.score_method, n_samples=self.n_samples)
+                        score_method=self.score_method, n_samples=self.n_samples,
+                        learn_variance=self.learn_variance)
 
 
 class PCAConvAutoEncoder(Detector):

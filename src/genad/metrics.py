@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from genad.data.labels import check_labels
 from genad.errors import GenadWarning, InvalidInputError
 
 __all__ = [
@@ -25,20 +26,7 @@ __all__ = [
 
 
 def _labels(y: Any) -> np.ndarray:
-    y = np.asarray(y).ravel()
-    if y.size == 0:
-        raise InvalidInputError("labels are empty")
-    try:
-        yi = y.astype(float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"labels must be 0/1, got values like {y[:3].tolist()}") from exc
-    bad = ~np.isin(yi, (0.0, 1.0))
-    if bad.any():
-        raise InvalidInputError(
-            f"labels must be 0 (normal) or 1 (anomaly); row {int(np.flatnonzero(bad)[0])} "
-            f"holds {y[bad][0]!r}"
-        )
-    return yi.astype(np.int64)
+    return check_labels(y).astype(np.int64)
 
 
 def _pair(y: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:

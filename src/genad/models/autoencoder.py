@@ -25,16 +25,32 @@ class AutoEncoderModel(GenerativeModel):
         Standard deviation of additive Gaussian noise during training.
     mask_prob : float, default 0
         Probability that a feature is set to 0 (masking noise) during training.
+    n_features : int, optional
+        Needed with ``normalize_errors``.
+    normalize_errors : bool, default False
+        After training, divide each feature's squared error by its mean on the training
+        rows, so that a feature the model reconstructs well and a noisy one weigh the same
+        at "typical" error (a diagonal Mahalanobis distance of the residuals).
     """
 
     def __init__(
-        self, encoder: nn.Module, decoder: nn.Module, noise_std: float = 0.0, mask_prob: float = 0.0
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        noise_std: float = 0.0,
+        mask_prob: float = 0.0,
+        n_features: int | None = None,
+        normalize_errors: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.noise_std = float(noise_std)
         self.mask_prob = float(mask_prob)
+        self.normalize_errors = bool(normalize_errors)
+        if self.normalize_errors and n_features is None:
+            raise ValueError("normalize_errors needs n_features")
+        self.register_buffer("error_scale", torch.ones(int(n_features or 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -51,4 +67,20 @@ class AutoEncoderModel(GenerativeModel):
         return {"loss": ((recon - x) ** 2).sum(dim=1).mean()}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        return (self(x) - x) ** 2
+        err = (self(x) - x) ** 2
+        return err / self.error_scale if self.normalize_errors else err
+
+    def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
+        return ((self(x) - x) ** 2).sum(dim=1).mean()
+
+    def finalize(self, x_train: torch.Tensor) -> None:
+        if not self.normalize_errors:
+            return
+        total = torch.zeros(x_train.shape[1], dtype=torch.float64, device=x_train.device)
+        with torch.no_grad():
+            for i in range(0, x_train.shape[0], 16384):
+                xb = x_train[i : i + 16384]
+                total += ((self(xb) - xb) ** 2).sum(dim=0).double()
+        mean = (total / max(1, x_train.shape[0])).float()
+        # floor: a feature reconstructed (almost) perfectly must not blow up tiny errors
+        self.error_scale.copy_(mean.clamp_min(max(1e-4, float(mean.mean()) * 1e-2)))

@@ -45,6 +45,7 @@ class VAEModel(GenerativeModel):
         kl_warmup_epochs: int = 10,
         score_method: str = "elbo",
         n_samples: int = 16,
+        learn_variance: bool = True,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -54,6 +55,7 @@ class VAEModel(GenerativeModel):
         self.kl_warmup_epochs = int(kl_warmup_epochs)
         self.score_method = score_method
         self.n_samples = int(n_samples)
+        self.learn_variance = bool(learn_variance)
 
     @staticmethod
     def _guard(logvar: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,8 @@ class VAEModel(GenerativeModel):
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.decoder(z).chunk(2, dim=1)
+        if not self.learn_variance:  # unit variance: the likelihood is a scaled squared error
+            return mean, torch.zeros_like(mean)
         return mean, self._guard(logvar)
 
     @staticmethod

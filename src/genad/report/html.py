@@ -85,12 +85,9 @@ def _labels(y: Any, n: int) -> np.ndarray:
     arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y).ravel()
     if arr.shape[0] != n:
         raise InvalidInputError(f"y has {arr.shape[0]} labels but X has {n} rows")
-    try:
-        values = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"labels must be 0 (normal) or 1 (anomaly); got values like {arr[:3].tolist()}"
-        ) from exc
+    values = pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     bad = ~np.isin(values, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -188,7 +185,8 @@ def _chips(contrib: pd.DataFrame, rows: np.ndarray, k: int = 3) -> list[list[dic
     shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     names = [str(c) for c in contrib.columns]
-    return [[{"column": names[j], "share": float(shares[i, j])} for j in order[i]]
+    return [[{"column": names[j], "share": float(shares[i, j]),
+              "bar": float(np.clip(shares[i, j], 0.0, 1.0))} for j in order[i]]
             for i in range(len(rows))]
 
 

@@ -266,11 +266,12 @@ def score_distribution_figure(
     log = use_log_scale(pooled)
     bins = _bins(pooled, log)
     with matplotlib.rc_context(_STYLE):
-        fig = _figure(9.2, 3.6)
+        fig = _figure(9.2, 3.4)
         ax = fig.add_subplot()
         groups: list[tuple[str, np.ndarray, str]] = []
         if y is not None:
-            for value, name, color in ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALY_COLOR)):
+            classes = ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALY_COLOR))
+            for value, name, color in classes:
                 part = scores[y == value]
                 if part.size:
                     groups.append((f"{name} rows (n={part.size:,})", part, color))
@@ -286,17 +287,14 @@ def score_distribution_figure(
             ax.hist(cal, bins=bins, weights=np.full(cal.size, 1.0 / cal.size), histtype="step",
                     color="#444444", lw=1.1, ls="--",
                     label=f"held-out training normals (n={cal.size:,})")
-        ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.6, ls="--")
-        ax.annotate(f"threshold {threshold:.4g}\nflagged \u2192", xy=(threshold, 1.0),
-                    xycoords=("data", "axes fraction"), xytext=(5, -4),
-                    textcoords="offset points", va="top", ha="left", fontsize=8.5,
-                    color=THRESHOLD_COLOR)
+        ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.6, ls="--",
+                   label=f"threshold {threshold:.4g} (rows to the right are flagged)")
         if log:
             ax.set_xscale("log")
         ax.set_xlabel("anomaly score" + (" (log scale)" if log else ""))
         ax.set_ylabel(ylabel)
         ax.set_title("Score distribution")
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
         return figure_to_data_uri(fig), log
 
 
@@ -342,7 +340,7 @@ def loss_figure(history: Mapping[str, Any]) -> str | None:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title("Training history")
-        ax.legend(loc="upper right")
+        ax.legend(loc="best")
         return figure_to_data_uri(fig)
 
 
