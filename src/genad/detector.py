@@ -48,10 +48,15 @@ def _rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 
 def top_contributions(contrib: pd.DataFrame, k: int = 3) -> list[str]:
-    """Format each row's ``k`` largest column contributions as ``"col (share%)"``."""
+    """Format each row's ``k`` largest column contributions as ``"col (share%)"``.
+
+    Shares are taken over the positive contributions (a VAE's contributions are relative
+    to a typical normal row and can be negative).
+    """
     values = contrib.to_numpy(dtype=np.float64)
-    totals = values.sum(axis=1, keepdims=True)
-    shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    positive = np.clip(values, 0.0, None)
+    totals = positive.sum(axis=1, keepdims=True)
+    shares = np.divide(positive, totals, out=np.zeros_like(values), where=totals > 0)
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]
     names = np.asarray(contrib.columns, dtype=object)
     return [

@@ -167,6 +167,7 @@ class VAE(Detector):
         hidden, latent = self.hidden_sizes_, self.latent_dim_
         return VAEModel(mlp([n_features, *hidden, 2 * latent]),
                         mlp([latent, *hidden[::-1], 2 * n_features]), latent_dim=latent,
+                        n_features=n_features,
                         beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
                         score_method=self.score_method, n_samples=self.n_samples,
                         learn_variance=self.learn_variance)

@@ -32,8 +32,12 @@ class VAEModel(GenerativeModel):
     - ``"reconstruction_probability"`` (An & Cho 2015): the negative log-likelihood of
       the input averaged over ``n_samples`` posterior samples drawn with a fixed seed.
 
-    The KL term is shared among the features in proportion to their likelihood terms,
-    so element scores sum to the score.
+    Each feature's negative log-likelihood is reported relative to its mean on the
+    training normals (``nll_baseline``, set after training): this shifts the score by a
+    constant (the ranking is unchanged) and makes the per-feature map show which features
+    are *worse explained than usual*, instead of being dominated by each feature's own
+    log-variance. The KL term is shared among the features in proportion to their
+    (shifted, positive) likelihood terms, so element scores sum to the score.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class VAEModel(GenerativeModel):
         encoder: nn.Module,
         decoder: nn.Module,
         latent_dim: int,
+        n_features: int,
         beta: float = 1.0,
         kl_warmup_epochs: int = 10,
         score_method: str = "elbo",
@@ -56,6 +61,7 @@ class VAEModel(GenerativeModel):
         self.score_method = score_method
         self.n_samples = int(n_samples)
         self.learn_variance = bool(learn_variance)
+        self.register_buffer("nll_baseline", torch.zeros(int(n_features)))
 
     @staticmethod
     def _guard(logvar: torch.Tensor) -> torch.Tensor:
@@ -95,6 +101,21 @@ class VAEModel(GenerativeModel):
         return {"loss": nll + self.kl_weight() * kl, "nll": nll, "kl": kl}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
+        nll, kl = self._nll_kl(x)
+        nll = nll - self.nll_baseline
+        # share KL among features in proportion to their (shifted, positive) NLL
+        w = nll - nll.min(dim=1, keepdim=True).values + 1e-6
+        return nll + kl * w / w.sum(dim=1, keepdim=True)
+
+    def finalize(self, x_train: torch.Tensor) -> None:
+        total = torch.zeros(x_train.shape[1], dtype=torch.float64, device=x_train.device)
+        with torch.no_grad():
+            for i in range(0, x_train.shape[0], 16384):
+                total += self._nll_kl(x_train[i : i + 16384])[0].sum(dim=0).double()
+        self.nll_baseline.copy_((total / max(1, x_train.shape[0])).float())
+
+    def _nll_kl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-feature NLL ``(n, d)`` and KL ``(n, 1)`` (zero KL for reconstruction probability)."""
         mu, logvar = self.encode(x)
         if self.score_method == "reconstruction_probability":
             gen = torch.Generator(device=x.device).manual_seed(0)
@@ -104,13 +125,9 @@ class VAEModel(GenerativeModel):
                 eps = torch.randn(mu.shape, generator=gen, device=x.device, dtype=mu.dtype)
                 mean, out_logvar = self.decode(mu + std * eps)
                 nll = nll + self._nll(x, mean, out_logvar)
-            return nll / self.n_samples
+            return nll / self.n_samples, torch.zeros_like(mu[:, :1])
         mean, out_logvar = self.decode(mu)
-        nll = self._nll(x, mean, out_logvar)
-        kl = self._kl(mu, logvar).unsqueeze(1)
-        # share KL among features in proportion to their (shifted, positive) NLL
-        w = nll - nll.min(dim=1, keepdim=True).values + 1e-6
-        return nll + kl * w / w.sum(dim=1, keepdim=True)
+        return self._nll(x, mean, out_logvar), self._kl(mu, logvar).unsqueeze(1)
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.encode(x)
