@@ -79,7 +79,7 @@ class Detector(BaseEstimator):
     latent_dim : int, optional
         Bottleneck size. Default: derived from the number of encoded features.
     epochs : int, optional
-        Maximum training epochs. Default: at least 4,000 optimisation steps (100 to 500
+        Maximum training epochs. Default: at least 4,000 optimisation steps (50 to 500
         epochs); early stopping usually ends training sooner.
     batch_size : int, default 256
     learning_rate : float, default 1e-3

@@ -187,7 +187,7 @@ class PCAConvAutoEncoder(Detector):
     n_components : int or float, default 0.95
         PCA components, or the fraction of variance to keep.
     pca_weight : float, default 0.5
-    conv_width : int, default 32
+    conv_width : int, default 8
         Channels of the first convolution.
 
     Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
@@ -196,7 +196,7 @@ class PCAConvAutoEncoder(Detector):
     model_name = "pca-cae"
 
     def __init__(self, *, n_components: int | float = 0.95, pca_weight: float = 0.5,
-                 conv_width: int = 32,
+                 conv_width: int = 8,
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,

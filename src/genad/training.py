@@ -54,9 +54,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def auto_epochs(n_rows: int, batch_size: int) -> int:
-    """Epochs giving at least 4,000 optimisation steps: between 100 and 500 epochs."""
+    """Epochs giving at least 4,000 optimisation steps: between 50 and 500 epochs."""
     steps = max(1, math.ceil(n_rows / max(1, batch_size)))
-    return int(min(500, max(100, math.ceil(4000 / steps))))
+    return int(min(500, max(50, math.ceil(4000 / steps))))
 
 
 def _progress(enabled: bool, total: int, description: str) -> Any:

@@ -42,7 +42,9 @@ class GenerativeModel(nn.Module):
     def configure_optimizers(
         self, learning_rate: float, weight_decay: float
     ) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.parameters(), lr=learning_rate, weight_decay=weight_decay)]
+        fused = all(p.device.type in ("cpu", "cuda") for p in self.parameters())
+        return [torch.optim.Adam(self.parameters(), lr=learning_rate, weight_decay=weight_decay,
+                                 fused=fused)]
 
     def train_step(
         self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]
