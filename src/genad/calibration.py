@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from genad.data.labels import check_labels
 from genad.errors import CalibrationWarning, InvalidInputError
 
 __all__ = [
@@ -106,9 +107,7 @@ def f1_optimal_threshold(scores: Any, y: Any) -> float:
     With no anomaly in ``y`` F1 is undefined: warns and returns ``nan``.
     """
     s = _finite_scores(scores, "scores")
-    y = np.asarray(y).ravel().astype(int)
-    if y.shape != s.shape:
-        raise InvalidInputError(f"{y.size} labels but {s.size} scores")
+    y = check_labels(y, s.size, "labels").astype(int)
     if y.sum() == 0:
         warnings.warn("validation labels hold no anomaly: an F1-optimal threshold cannot be "
                       "set", CalibrationWarning, stacklevel=2)
@@ -121,7 +120,8 @@ def f1_optimal_threshold(scores: Any, y: Any) -> float:
     last = np.r_[s_sorted[1:] != s_sorted[:-1], True]
     precision = tp / (tp + fp)
     recall = tp / y.sum()
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
     f1 = np.where(last, f1, -1.0)
     i = int(np.argmax(f1))
     # flag scores >= s_sorted[i]: threshold halfway to the next lower distinct score

@@ -203,6 +203,14 @@ class Detector(BaseEstimator):
             resolve_device(self.device)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
+        rs = self.random_state
+        if rs is not None and (not isinstance(rs, (int, np.integer)) or isinstance(rs, bool)
+                               or not 0 <= rs < 2**32):
+            raise InvalidInputError(
+                f"random_state must be None or an integer in [0, 2**32), got {rs!r}"
+            )
+        if not isinstance(self.verbose, (int, np.integer, bool)) or self.verbose < 0:
+            raise InvalidInputError(f"verbose must be a non-negative integer, got {self.verbose!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
@@ -240,13 +248,18 @@ class Detector(BaseEstimator):
             df = _rows(df, labels == 0)
             if len(df) == 0:
                 raise InvalidInputError("every training row is labelled 1 (anomaly): no normals")
+        if X_val is None and len(df) < 2:
+            raise InvalidInputError(
+                "need at least 2 normal training rows (one for training, one held out), "
+                f"got {len(df)} sample"
+            )
         adapter = TabularAdapter(
             categorical_columns=self.categorical_columns, missing=self.missing,
             scaling=self.scaling,
         )
         fit_input = df if isinstance(X, (pd.DataFrame, str, Path)) else df.to_numpy()
         z = adapter.fit(fit_input).transform(fit_input)
-        seed = (int(self.random_state) if self.random_state is not None
+        seed = (int(self.random_state) % (2**31 - 1) if self.random_state is not None
                 else int(np.random.default_rng().integers(2**31 - 1)))
         rng = np.random.default_rng(seed)
 
@@ -294,6 +307,8 @@ class Detector(BaseEstimator):
         self.n_features_in_ = df.shape[1]
         if isinstance(X, (pd.DataFrame, str, Path)):
             self.feature_names_in_ = np.asarray(adapter.input_columns_, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self.calibration_scores_ = self._score_encoded(z_val)
         self.train_scores_ = self._score_encoded(z_train)
         if val_df is not None and val_labels is not None and val_labels.any():

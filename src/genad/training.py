@@ -77,14 +77,30 @@ def _progress(enabled: bool, total: int, description: str) -> Any:
     return prog
 
 
+#: rows per inference batch; every batch has exactly this many rows (see predict_in_batches)
+SCORE_BATCH = 4096
+
+
 def predict_in_batches(
-    fn: Any, x: torch.Tensor, device: torch.device, batch_size: int = 65536
+    fn: Any, x: torch.Tensor, device: torch.device, batch_size: int = SCORE_BATCH,
+    *, fixed_shape: bool = True,
 ) -> torch.Tensor:
-    """Apply ``fn`` to ``x`` in batches on ``device`` (inference mode), results on CPU."""
+    """Apply a row-wise ``fn`` to ``x`` in batches on ``device`` (inference mode), on CPU.
+
+    With ``fixed_shape`` (default) the last batch is zero-padded to ``batch_size`` rows.
+    Matrix kernels choose their blocking from the batch shape, so the same row scored
+    alone or among others could differ in the last float32 bit; with one batch shape
+    for every call, scores are identical whether rows come in one batch or one by one.
+    """
     outs = []
     with torch.inference_mode():
         for i in range(0, x.shape[0], batch_size):
-            outs.append(fn(x[i : i + batch_size].to(device, non_blocking=True)).float().cpu())
+            xb = x[i : i + batch_size]
+            n = xb.shape[0]
+            if fixed_shape and n < batch_size:
+                xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
+            out = fn(xb.to(device, non_blocking=True))
+            outs.append((out[:n] if fixed_shape else out).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
@@ -185,7 +201,8 @@ def train_model(
                 raise _divergence(epoch, "training loss (exploding)", train_loss)
             model.eval()
             val = predict_in_batches(
-                lambda xb: model.validation_loss(xb).reshape(1) * xb.shape[0], x_val, device
+                lambda xb: model.validation_loss(xb).reshape(1) * xb.shape[0], x_val, device,
+                fixed_shape=False,
             ).sum() / max(1, x_val.shape[0])
             val_loss = float(val)
             if not math.isfinite(val_loss):

@@ -90,6 +90,10 @@ def read_table(source: Any) -> pd.DataFrame:
         return df
     if isinstance(source, pd.Series):
         return source.to_frame()
+    if hasattr(source, "tocsr") or type(source).__module__.startswith("scipy.sparse"):
+        raise InvalidInputError(
+            "sparse input is not supported; convert it with X.toarray() (or a DataFrame)"
+        )
     try:
         arr = np.asarray(source)
     except Exception as exc:
@@ -98,12 +102,14 @@ def read_table(source: Any) -> pd.DataFrame:
     if arr.ndim == 1:
         raise InvalidInputError(
             f"expected a 2-D table (rows x columns), got a 1-D array of {arr.shape[0]} values; "
-            "reshape it with X.reshape(-1, 1) for a single column"
+            "Reshape your data with X.reshape(-1, 1) for a single column"
         )
     if arr.ndim != 2:
         raise InvalidInputError(f"expected a 2-D table (rows x columns), got shape {arr.shape}")
-    if arr.dtype == object:
-        return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+    if arr.dtype.kind in "OUS":
+        return pd.DataFrame(arr.astype(object), columns=[f"x{i}" for i in range(arr.shape[1])])
+    if np.iscomplexobj(arr):
+        raise InvalidInputError("Complex data not supported; pass real numbers")
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InvalidInputError(f"array of dtype {arr.dtype} is not numeric")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])], copy=False)
@@ -124,6 +130,20 @@ def _is_intlike(s: pd.Series) -> bool:
 
 def _first_bad(mask: np.ndarray, index: pd.Index) -> Any:
     return index[int(np.flatnonzero(mask)[0])]
+
+
+def _bool_values(s: pd.Series, name: str) -> pd.Series:
+    """A bool column as pandas' nullable boolean, or an error naming the bad row."""
+    if s.dtype == bool:
+        return s.astype("boolean")
+    try:
+        return s.astype("boolean")
+    except (TypeError, ValueError):
+        ok = s.isna() | s.isin([True, False, 0, 1])
+        row = s.index[int(np.flatnonzero(~ok.to_numpy())[0])]
+        raise InvalidInputError(
+            f"column {name!r} is boolean but row {row!r} holds {s.loc[row]!r}"
+        ) from None
 
 
 def _missing_error(name: str, mask: np.ndarray, index: pd.Index) -> InvalidInputError:
@@ -223,9 +243,7 @@ class TabularAdapter:
                 if nan_mask.any() and self.missing == "raise":
                     raise _missing_error(name, nan_mask, df.index)
                 if finite.size == 0:
-                    dropped.append(name)
-                    warnings.warn(f"column {name!r} is entirely missing; dropped", GenadWarning,
-                                  stacklevel=2)
+                    dropped.append(name)  # entirely missing: reported with the constant ones
                     continue
                 if np.all(finite == finite[0]) and not nan_mask.any():
                     dropped.append(name)
@@ -236,7 +254,7 @@ class TabularAdapter:
                 centers.append(center)
                 scales.append(scale)
             elif kind == "boolean":
-                b = s.astype("boolean") if s.dtype != bool else s
+                b = _bool_values(s, name)
                 if b.isna().any() and self.missing == "raise":
                     raise _missing_error(name, b.isna().to_numpy(), df.index)
                 if b.nunique(dropna=False) <= 1:
@@ -263,7 +281,8 @@ class TabularAdapter:
                 columns.append(_Column(name, "categorical", categories=cats))
         if dropped:
             warnings.warn(
-                f"dropped {len(dropped)} constant column(s) (one value in every training row): "
+                f"dropped {len(dropped)} constant column(s) (the same value, or only missing "
+                "values, in every training row): "
                 + ", ".join(repr(d) for d in dropped[:10]) + (" ..." if len(dropped) > 10 else ""),
                 GenadWarning, stacklevel=2,
             )
@@ -289,6 +308,10 @@ class TabularAdapter:
             )
         if isinstance(s.dtype, pd.CategoricalDtype):
             return "categorical"
+        if pd.api.types.is_complex_dtype(s.dtype):
+            raise InvalidInputError(
+                f"Complex data not supported: column {s.name!r} holds complex numbers"
+            )
         if _is_intlike(s):
             n = s.nunique(dropna=True)
             return "categorical" if 3 <= n <= self.max_int_categories else "numeric"
@@ -385,7 +408,9 @@ class TabularAdapter:
         if positional or self.input_kind_ == "array":
             if df.shape[1] != len(self.input_columns_):
                 raise InvalidInputError(
-                    f"expected {len(self.input_columns_)} columns, got {df.shape[1]}"
+                    f"X has {df.shape[1]} features, but genad is expecting "
+                    f"{len(self.input_columns_)} features as input (the training columns, in "
+                    "order)"
                 )
             return df.set_axis(self.input_columns_, axis=1)
         df = df.set_axis([str(c) for c in df.columns], axis=1)
@@ -433,7 +458,7 @@ class TabularAdapter:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
                     raise _missing_error(col.name, isna, df.index)
-                v = s.astype("boolean").fillna(False).to_numpy(dtype=np.float32)
+                v = _bool_values(s, col.name).fillna(False).to_numpy(dtype=np.float32)
                 out[:, pos] = v
                 pos += 1
             else:

@@ -64,9 +64,12 @@ class PCAConvAutoEncoderModel(GenerativeModel):
         return int((self.pca_components.abs().sum(dim=1) > 0).sum())
 
     def _pca_error(self, x: torch.Tensor) -> torch.Tensor:
-        c = x - self.pca_mean
-        recon = (c @ self.pca_components.T) @ self.pca_components
-        return (c - recon) ** 2
+        # float64: the float32 product may round differently with a row's position in the
+        # batch; in float64 those differences vanish when the result is rounded to float32
+        comps = self.pca_components.double()
+        c = x.double() - self.pca_mean.double()
+        recon = (c @ comps.T) @ comps
+        return ((c - recon) ** 2).to(x.dtype)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"loss": ((self.network(x) - x) ** 2).sum(dim=1).mean()}

@@ -140,7 +140,7 @@ class VAEModel(GenerativeModel):
 
     def check_health(self, x_val: torch.Tensor) -> str | None:
         kl = self.mean_kl(x_val)
-        if kl < 1e-3:
+        if kl < 1e-2:
             return (
                 f"the VAE posterior collapsed (mean KL {kl:.2g} nats: the latent code carries "
                 "no information). Try a smaller beta, a longer kl_warmup_epochs, or a smaller "

@@ -1,0 +1,325 @@
+"""The ``genad`` command line, end to end through typer's CliRunner.
+
+One small model is trained once per module (3 epochs on a few hundred rows) and reused;
+every error case checks the contract: exit code != 0, exactly one ``error: ...`` line
+on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import genad
+from genad.cli import app
+
+runner = CliRunner()
+
+
+def _table(n: int = 300, seed: int = 0, n_anomalies: int = 15) -> pd.DataFrame:
+    """Numeric, categorical and integer columns plus a 0/1 ``label`` column."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    df = pd.DataFrame({
+        "amount": np.exp(rng.normal(3.0, 1.0, size=n)).round(2),
+        "a": a,
+        "b": 2.0 * a + 0.1 * rng.normal(size=n),
+        "kind": rng.choice(["card", "cash", "wire"], size=n),
+        "hour": rng.integers(0, 24, size=n),
+    })
+    label = np.zeros(n, dtype=int)
+    label[:n_anomalies] = 1
+    df.loc[: n_anomalies - 1, "b"] = -2.0 * df.loc[: n_anomalies - 1, "a"] + 6.0
+    df["label"] = label
+    return df
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int | None = None, contains: str | None = None) -> str:
+    """The CLI failed cleanly: one ``error:`` line on stderr, no traceback."""
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), repr(result.exception)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert all(ln.startswith(("error: ", "warning: ")) for ln in lines), result.stderr
+    if contains is not None:
+        assert contains in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli")
+    _table().to_csv(path / "train.csv", index=False)
+    _table(seed=1).to_csv(path / "test.csv", index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(workdir) -> Path:
+    result = run("train", workdir / "train.csv", "--model", "ae", "--label-column", "label",
+                 "--out", workdir / "model.genad", "--epochs", "3", "--random-state", "0",
+                 "--target-fpr", "0.05", "--categorical", "hour")
+    assert result.exit_code == 0, result.output
+    return workdir / "model.genad"
+
+
+# ------------------------------------------------------------------ basics
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert genad.__version__ in result.stdout
+
+
+def test_help_lists_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in ("train", "score", "evaluate", "report", "info", "demo"):
+        assert name in result.stdout
+
+
+def test_no_arguments_shows_help():
+    result = run()
+    assert result.exit_code != 0 or "Usage" in result.output
+    assert "train" in result.output
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------- round trip
+def test_train_prints_summary(model_file, workdir):
+    result = run("train", workdir / "train.csv", "--label-column", "label", "--out",
+                 workdir / "again", "--epochs", "2", "--random-state", "0", "-q")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "285 normal rows of 300" in out
+    assert "15 labelled anomalies left out" in out
+    assert "epochs:" in out and "threshold:" in out
+    assert str(workdir / "again.genad") in out
+    assert (workdir / "again.genad").exists()
+
+
+def test_train_excludes_label_from_features(model_file):
+    det = genad.load(model_file)
+    assert "label" not in det.adapter_.column_names_
+    assert det.n_epochs_ == 3
+    assert det.threshold_setting_ == pytest.approx(0.05)
+    kinds = {row["column"]: row["kind"] for row in det.adapter_.schema()}
+    assert kinds["hour"] == "categorical"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_score_writes_table(model_file, workdir, suffix):
+    out = workdir / f"scores{suffix}"
+    result = run("score", model_file, workdir / "test.csv", "--out", out, "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    assert "flagged" in result.stdout
+    scores = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    assert list(scores.columns) == ["anomaly_score", "p_value", "is_anomaly", "top_features"]
+    assert len(scores) == 300
+    assert np.isfinite(scores["anomaly_score"]).all()
+    assert set(scores["is_anomaly"].unique()) <= {0, 1}
+    assert scores["p_value"].between(0, 1).all()
+    assert all(s.count("%") == 2 for s in scores["top_features"])
+    # same scores as the library (the label column is ignored by the model)
+    det = genad.load(model_file)
+    expected = det.anomaly_score(pd.read_csv(workdir / "test.csv"))
+    np.testing.assert_allclose(scores["anomaly_score"].to_numpy(), expected, rtol=1e-6)
+    n_flagged = int(scores["is_anomaly"].sum())
+    assert f"flagged {n_flagged:,}" in result.stdout
+
+
+def test_evaluate_table_and_json(model_file, workdir):
+    result = run("evaluate", model_file, workdir / "test.csv", "--label-column", "label")
+    assert result.exit_code == 0, result.output
+    for name in ("AUROC", "AUPRC", "precision@15", "recall", "F1"):
+        assert name in result.stdout
+
+    result = run("evaluate", model_file, workdir / "test.csv", "-l", "label", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == 300 and metrics["n_anomalies"] == 15
+    assert 0.0 <= metrics["auroc"] <= 1.0
+    assert 0.0 <= metrics["auprc"] <= 1.0
+    assert {"precision", "recall", "f1", "precision_at_k", "tp", "fp", "fn", "tn"} <= set(metrics)
+    assert metrics["tp"] + metrics["fp"] + metrics["fn"] + metrics["tn"] == 300
+
+
+def test_evaluate_one_class_gives_null_not_crash(model_file, workdir):
+    df = _table(seed=2, n_anomalies=1)
+    df["label"] = 0
+    df.to_csv(workdir / "normal_only.csv", index=False)
+    result = run("evaluate", model_file, workdir / "normal_only.csv", "-l", "label", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["auroc"] is None
+
+
+def test_report(model_file, workdir):
+    out = workdir / "sub" / "report.html"
+    result = run("report", model_file, workdir / "test.csv", "--label-column", "label",
+                 "--out", out, "--title", "CLI report")
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "CLI report" in html
+    assert "AUROC" in html
+    assert html.count("data:image/png;base64,") >= 5
+
+
+def test_report_without_labels(model_file, workdir):
+    out = workdir / "report_nolabel.html"
+    result = run("report", model_file, workdir / "test.csv", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "No labels were given" in out.read_text(encoding="utf-8")
+
+
+def test_info(model_file):
+    result = run("info", model_file)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "AutoEncoder" in out
+    assert "threshold" in out and "target_fpr" in out
+    assert "3 epochs" in out
+    for column in ("amount", "kind", "hour"):
+        assert column in out
+    assert "torch" in out
+
+    result = run("info", model_file, "--json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["detector"] == "AutoEncoder"
+    assert doc["fitted"]["n_epochs_"] == 3
+
+
+# ------------------------------------------------------------------- errors
+def test_train_missing_file(tmp_path):
+    result = run("train", tmp_path / "nope.csv", "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 1, contains="nope.csv")
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("random.csv", bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8))),
+        ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4),
+        ("notes.txt", b"This is not a table.\nJust some words, and more words, and more.\n"),
+        ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+        ("empty.csv", b""),
+    ],
+)
+def test_train_not_a_table(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = run("train", path, "--out", tmp_path / "m.genad", "--epochs", "1")
+    assert_one_line_error(result, 1)
+    assert not (tmp_path / "m.genad").exists()
+
+
+@pytest.mark.parametrize("bad", [2, "yes", -1])
+def test_train_label_not_binary(tmp_path, bad):
+    df = _table(n=60)
+    df["label"] = df["label"].astype(object)
+    df.loc[7, "label"] = bad
+    df.to_csv(tmp_path / "d.csv", index=False)
+    result = run("train", tmp_path / "d.csv", "--label-column", "label",
+                 "--out", tmp_path / "m.genad", "--epochs", "1")
+    line = assert_one_line_error(result, 1, contains="label")
+    assert "row 7" in line
+
+
+def test_train_label_column_missing(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--label-column", "Class",
+                 "--out", tmp_path / "m.genad", "--epochs", "1")
+    assert_one_line_error(result, 1, contains="'Class'")
+
+
+def test_train_unknown_model(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--model", "gan9000",
+                 "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 2, contains="gan9000")
+
+
+def test_train_bad_target_fpr(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--target-fpr", "1.5",
+                 "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 2, contains="--target-fpr")
+
+
+def test_train_unknown_categorical_column(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--categorical", "nope",
+                 "--out", tmp_path / "m.genad", "--epochs", "1")
+    assert_one_line_error(result, 1, contains="nope")
+
+
+def test_score_missing_column(model_file, tmp_path):
+    _table(n=40).drop(columns=["b"]).to_csv(tmp_path / "short.csv", index=False)
+    result = run("score", model_file, tmp_path / "short.csv", "--out", tmp_path / "s.csv")
+    assert_one_line_error(result, 1, contains="'b'")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_score_bad_output_suffix(model_file, workdir, tmp_path):
+    result = run("score", model_file, workdir / "test.csv", "--out", tmp_path / "s.xlsx")
+    assert_one_line_error(result, 1, contains=".csv or .parquet")
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate", "report", "info"])
+def test_truncated_model(model_file, workdir, tmp_path, command):
+    data = model_file.read_bytes()
+    broken = tmp_path / "broken.genad"
+    broken.write_bytes(data[: len(data) // 2])
+    args = {
+        "score": ["score", broken, workdir / "test.csv", "--out", tmp_path / "s.csv"],
+        "evaluate": ["evaluate", broken, workdir / "test.csv", "-l", "label"],
+        "report": ["report", broken, workdir / "test.csv", "--out", tmp_path / "r.html"],
+        "info": ["info", broken],
+    }[command]
+    assert_one_line_error(run(*args), 1, contains="broken.genad")
+
+
+def test_model_file_missing(workdir, tmp_path):
+    result = run("info", tmp_path / "absent.genad")
+    assert_one_line_error(result, 1, contains="absent.genad")
+
+
+def test_model_file_is_not_a_model(workdir, tmp_path):
+    fake = tmp_path / "fake.genad"
+    fake.write_text("hello")
+    result = run("score", fake, workdir / "test.csv", "--out", tmp_path / "s.csv")
+    assert_one_line_error(result, 1, contains="fake.genad")
+
+
+def test_evaluate_needs_label_column(model_file, workdir):
+    result = run("evaluate", model_file, workdir / "test.csv")
+    assert_one_line_error(result, 2, contains="--label-column")
+
+
+def test_unknown_command():
+    assert_one_line_error(run("fly"), 2, contains="fly")
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: several seconds
+def test_console_script_errors_are_one_line(tmp_path):
+    """Through a real process (``python -m genad.cli``): stderr is one line, exit 1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "genad.cli", "info", str(tmp_path / "absent.genad")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: ")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,311 @@
+"""The estimator contract, checked for every detector in ``genad.MODELS``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn.exceptions
+import torch
+
+import genad
+from genad import calibration as cal
+from genad.errors import InvalidInputError, NotFittedError
+
+
+def _state_equal(a, b):
+    sa, sb = a.model_.state_dict(), b.model_.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_models_registry():
+    assert set(genad.MODELS) == {"ae", "dae", "vae", "pca-cae"}
+    for name, cls in genad.MODELS.items():
+        assert issubclass(cls, genad.Detector)
+        assert cls.model_name == name
+
+
+# ------------------------------------------------------------------ fit / score
+def test_fit_returns_self(model_name, make_detector, table):
+    det = make_detector(model_name, epochs=2)
+    assert det.fit(table) is det
+    for attr in ("model_", "adapter_", "threshold_", "history_", "calibration_scores_",
+                 "n_features_in_", "feature_names_in_"):
+        assert hasattr(det, attr), attr
+    assert det.n_features_in_ == table.shape[1]
+    assert list(det.feature_names_in_) == list(table.columns)
+
+
+def test_anomaly_score_shape_dtype_finite(fitted, table):
+    s = fitted.anomaly_score(table)
+    assert isinstance(s, np.ndarray)
+    assert s.shape == (len(table),)
+    assert s.dtype == np.float64
+    assert np.all(np.isfinite(s))
+
+
+def test_anomaly_map_is_a_named_dataframe_whose_rows_sum_to_the_score(fitted, table):
+    rows = table.iloc[50:80]
+    m = fitted.anomaly_map(rows)
+    assert isinstance(m, pd.DataFrame)
+    assert list(m.columns) == fitted.adapter_.column_names_ == list(table.columns)
+    assert list(m.index) == list(rows.index)
+    np.testing.assert_allclose(m.sum(axis=1).to_numpy(), fitted.anomaly_score(rows), rtol=1e-4)
+
+
+def test_anomaly_map_is_an_ndarray_when_fitted_on_an_array(fitted_on_array, array_data):
+    m = fitted_on_array.anomaly_map(array_data[:25])
+    assert isinstance(m, np.ndarray)
+    assert m.shape == (25, array_data.shape[1])
+    np.testing.assert_allclose(m.sum(axis=1), fitted_on_array.anomaly_score(array_data[:25]),
+                               rtol=1e-4)
+    assert not hasattr(fitted_on_array, "feature_names_in_")
+
+
+def test_categorical_one_hot_parts_are_summed_back_to_the_column(fitted, table):
+    rows = table.iloc[:20]
+    z = torch.from_numpy(fitted.adapter_.transform(rows))
+    with torch.no_grad():
+        elem = fitted.model_.element_scores(z).double().numpy()
+    names = fitted.adapter_.feature_names_out_
+    kind_slots = [i for i, n in enumerate(names) if n.startswith("kind=")]
+    assert [names[i] for i in kind_slots] == ["kind=high", "kind=low", "kind=mid",
+                                              "kind=<unseen>"]
+    m = fitted.anomaly_map(rows)
+    np.testing.assert_allclose(m["kind"].to_numpy(), elem[:, kind_slots].sum(axis=1),
+                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(m["a"].to_numpy(), elem[:, names.index("a")], rtol=1e-4,
+                               atol=1e-7)
+
+
+def test_predict_is_binary_and_equals_score_above_threshold(fitted, table, outlier_table):
+    X = pd.concat([table, outlier_table], ignore_index=True)
+    pred = fitted.predict(X)
+    assert pred.dtype.kind == "i"
+    assert set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred, (fitted.anomaly_score(X) > fitted.threshold_))
+    assert pred[-len(outlier_table):].all()
+
+
+def test_score_samples_is_negated_anomaly_score(fitted, table):
+    np.testing.assert_array_equal(fitted.score_samples(table), -fitted.anomaly_score(table))
+
+
+def test_decision_function_is_negative_exactly_for_predicted_anomalies(fitted, table,
+                                                                       outlier_table):
+    X = pd.concat([table, outlier_table], ignore_index=True)
+    d = fitted.decision_function(X)
+    np.testing.assert_array_equal(d < 0, fitted.predict(X) == 1)
+    np.testing.assert_allclose(d, fitted.threshold_ - fitted.anomaly_score(X))
+
+
+def test_p_values_are_conformal_in_unit_interval_and_decrease_with_score(fitted, table,
+                                                                         outlier_table):
+    X = pd.concat([table, outlier_table], ignore_index=True)
+    p, s = fitted.p_value(X), fitted.anomaly_score(X)
+    assert np.all((p > 0) & (p <= 1))
+    order = np.argsort(s, kind="stable")
+    assert np.all(np.diff(p[order]) <= 0)
+    np.testing.assert_array_equal(p, cal.conformal_p_values(fitted.calibration_scores_, s))
+    n = fitted.calibration_scores_.size
+    assert np.all(p[-len(outlier_table):] == 1 / (n + 1))  # above every calibration score
+
+
+def test_explain_table(fitted, table):
+    rows = table.iloc[:10]
+    ex = fitted.explain(rows, top_k=2)
+    assert list(ex.columns) == ["anomaly_score", "p_value", "is_anomaly", "top_features"]
+    np.testing.assert_allclose(ex["anomaly_score"], fitted.anomaly_score(rows), rtol=1e-4)
+    np.testing.assert_array_equal(ex["is_anomaly"], fitted.predict(rows))
+    top = fitted.anomaly_map(rows).iloc[0].sort_values(ascending=False).index[:2]
+    assert ex["top_features"].iloc[0].startswith(f"{top[0]} (")
+    assert f", {top[1]} (" in ex["top_features"].iloc[0]
+
+
+# ------------------------------------------------------------------ labels
+def test_rows_labelled_anomalous_are_left_out_of_training(model_name, make_detector, table,
+                                                          rng):
+    cluster = table.iloc[:30].copy()
+    cluster[["a", "b", "c"]] = rng.normal(6.0, 0.3, size=(30, 3))
+    X = pd.concat([table, cluster], ignore_index=True)
+    y = np.r_[np.zeros(len(table), int), np.ones(30, int)]
+    with_labels = make_detector(model_name, epochs=3).fit(X, y)
+    without = make_detector(model_name, epochs=3).fit(table)
+    assert with_labels.threshold_ == without.threshold_
+    assert _state_equal(with_labels, without)
+    np.testing.assert_array_equal(with_labels.anomaly_score(X), without.anomaly_score(X))
+    np.testing.assert_array_equal(with_labels.adapter_.center_, without.adapter_.center_)
+    # and the labelled cluster is seen as anomalous
+    assert with_labels.predict(cluster).mean() > 0.9
+
+
+def test_labels_as_series_and_bools_work(make_detector, table):
+    y = pd.Series(np.zeros(len(table), bool), index=table.index + 1000)
+    det = make_detector("ae", epochs=2).fit(table, y)
+    assert det.threshold_ == make_detector("ae", epochs=2).fit(table).threshold_
+
+
+@pytest.mark.parametrize(
+    "y,match",
+    [(np.arange(400) % 3, r"row 2 holds"), (np.array(["normal"] * 400), "0 \\(normal\\)"),
+     (np.r_[np.nan, np.zeros(399)], "row 0"), (np.zeros(5), r"\b5\b.*X has 400 rows")],
+)
+def test_labels_other_than_zero_one_raise(make_detector, table, y, match):
+    with pytest.raises(InvalidInputError, match=match):
+        make_detector("ae", epochs=1).fit(table, y)
+
+
+def test_all_anomaly_labels_raise(make_detector, table):
+    with pytest.raises(InvalidInputError, match="every training row is labelled 1"):
+        make_detector("ae", epochs=1).fit(table, np.ones(len(table), int))
+
+
+# ------------------------------------------------------------------ determinism
+def test_scores_are_deterministic(model_name, fitted, make_detector, table):
+    a, b = fitted.anomaly_score(table), fitted.anomaly_score(table)
+    np.testing.assert_array_equal(a, b)
+    refit = make_detector(model_name).fit(table)
+    np.testing.assert_array_equal(refit.anomaly_score(table), a)
+    assert refit.threshold_ == fitted.threshold_
+    assert _state_equal(refit, fitted)
+
+
+def test_streaming_scores_match_batch_scores_closely(fitted, table):
+    batch = fitted.anomaly_score(table)
+    chunks = np.concatenate([fitted.anomaly_score(table.iloc[i:i + 7])
+                             for i in range(0, len(table), 7)])
+    np.testing.assert_allclose(chunks, batch, rtol=1e-5)
+
+
+def test_streaming_scores_are_identical_to_batch_scores(fitted, table):
+    batch = fitted.anomaly_score(table)[:80]
+    one_by_one = np.concatenate([fitted.anomaly_score(table.iloc[i:i + 1]) for i in range(80)])
+    np.testing.assert_array_equal(one_by_one, batch)
+
+
+def test_row_order_does_not_change_scores_beyond_rounding(fitted, table):
+    perm = np.random.default_rng(0).permutation(len(table))
+    np.testing.assert_allclose(fitted.anomaly_score(table.iloc[perm]),
+                               fitted.anomaly_score(table)[perm], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ detection
+def test_obvious_outliers_score_above_threshold_and_rank_above_normals(fitted, table,
+                                                                       outlier_table):
+    normal = fitted.anomaly_score(table)
+    outl = fitted.anomaly_score(outlier_table)
+    assert np.all(outl > fitted.threshold_)
+    assert outl.min() > normal.max()
+    assert fitted.predict(outlier_table).tolist() == [1] * len(outlier_table)
+    # most training normals are below the threshold (target_fpr = 5% on held-out rows)
+    assert fitted.predict(table).mean() < 0.15
+
+
+def test_detects_outliers_when_fitted_on_an_array(fitted_on_array, array_data):
+    far = array_data[:3] + np.array([[6.0, -6.0, 6.0, 6.0]])
+    assert np.all(fitted_on_array.anomaly_score(far) > fitted_on_array.threshold_)
+
+
+# ------------------------------------------------------------------ inputs
+def test_fit_on_parquet_path_equals_fit_on_dataframe(make_detector, table, tmp_path):
+    path = tmp_path / "train.parquet"
+    table.to_parquet(path)
+    from_path = make_detector("ae", epochs=2).fit(path)
+    from_frame = make_detector("ae", epochs=2).fit(table)
+    np.testing.assert_array_equal(from_path.anomaly_score(path), from_frame.anomaly_score(table))
+    assert isinstance(from_path.anomaly_map(path), pd.DataFrame)
+
+
+def test_list_input_and_array_input_agree(make_detector, array_data):
+    det = make_detector("ae", epochs=2).fit(array_data.tolist())
+    again = make_detector("ae", epochs=2).fit(array_data)
+    np.testing.assert_array_equal(det.anomaly_score(array_data),
+                                  again.anomaly_score(array_data.tolist()))
+
+
+def test_array_fitted_detector_rejects_wrong_width(fitted_on_array, array_data):
+    with pytest.raises(InvalidInputError, match="X has 3 features, but genad is expecting 4"):
+        fitted_on_array.anomaly_score(array_data[:, :3])
+
+
+def test_dataframe_fitted_detector_names_a_missing_column(fitted, table):
+    with pytest.raises(InvalidInputError, match="column 'b' is missing"):
+        fitted.predict(table.drop(columns="b"))
+
+
+def test_one_row_training_table_raises(make_detector, table):
+    with pytest.raises(InvalidInputError):
+        make_detector("ae", epochs=1).fit(table.iloc[:1])
+
+
+def test_one_row_training_table_error_says_rows(make_detector, table):
+    with pytest.raises(InvalidInputError, match="row"):
+        make_detector("ae", epochs=1).fit(table.iloc[:1])
+
+
+def test_refit_on_array_forgets_feature_names(make_detector, table):
+    det = make_detector("ae", epochs=1).fit(table)
+    det.fit(table[["a", "b", "c"]].to_numpy())
+    assert not hasattr(det, "feature_names_in_")
+
+
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("vae", {"beta": 0.0}),
+        ("vae", {"score_method": "likelihood"}),
+        ("ae", {"missing": "zero"}),
+        ("ae", {"scaling": "minmax"}),
+        ("vae", {"n_samples": 0, "score_method": "reconstruction_probability"}),
+        ("dae", {"mask_prob": 1.5}),
+        ("dae", {"noise_std": -1.0}),
+        ("pca-cae", {"pca_weight": 2.0}),
+        ("pca-cae", {"n_components": 0}),
+        ("pca-cae", {"conv_width": 0}),
+        ("ae", {"random_state": -1}),
+        ("ae", {"random_state": "abc"}),
+        ("ae", {"verbose": "loud"}),
+    ],
+)
+def test_bad_model_parameters_raise_naming_them(name, params, make_detector, table):
+    det = make_detector(name, epochs=1, **params)
+    with pytest.raises(InvalidInputError, match=next(iter(params))):
+        det.fit(table)
+
+
+# ------------------------------------------------------------------ persistence
+def test_save_load_round_trip_gives_identical_scores(fitted, table, outlier_table, tmp_path):
+    X = pd.concat([table, outlier_table], ignore_index=True)
+    path = fitted.save(tmp_path / "model")
+    assert path.name == "model.genad" and path.exists()
+    loaded = genad.load(path)
+    assert type(loaded) is type(fitted)
+    assert loaded.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(loaded.anomaly_score(X), fitted.anomaly_score(X))
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(loaded.p_value(X), fitted.p_value(X))
+    pd.testing.assert_frame_equal(loaded.anomaly_map(X), fitted.anomaly_map(X))
+    assert loaded.threshold_ == fitted.threshold_
+    assert loaded.history_ == fitted.history_
+    assert list(loaded.feature_names_in_) == list(fitted.feature_names_in_)
+
+
+def test_save_load_round_trip_for_array_input(fitted_on_array, array_data, tmp_path):
+    loaded = genad.load(fitted_on_array.save(tmp_path / "m.genad"))
+    np.testing.assert_array_equal(loaded.anomaly_score(array_data),
+                                  fitted_on_array.anomaly_score(array_data))
+    assert isinstance(loaded.anomaly_map(array_data), np.ndarray)
+
+
+# ------------------------------------------------------------------ not fitted
+@pytest.mark.parametrize("method", ["anomaly_score", "anomaly_map", "predict", "score_samples",
+                                    "decision_function", "p_value", "explain", "calibrate",
+                                    "save"])
+def test_methods_before_fit_raise_not_fitted(model_name, method, table, tmp_path):
+    det = genad.MODELS[model_name]()
+    args = (tmp_path / "m.genad",) if method == "save" else (table,)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        getattr(det, method)(*args)
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        getattr(det, method)(*args)
+    assert not (tmp_path / "m.genad").exists()

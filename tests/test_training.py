@@ -1,0 +1,252 @@
+"""The one training loop: divergence, early stopping, best weights, reproducibility, RNG."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import genad
+from genad.errors import InvalidInputError, TrainingDivergedError
+from genad.models.base import GenerativeModel
+from genad.training import TrainConfig, auto_epochs, resolve_device, train_model
+
+
+class _Scalar(GenerativeModel):
+    """One parameter ``w``; the loss pushes it up by about ``lr`` per step (Adam)."""
+
+    def __init__(self, val_losses=None, train_losses=None):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+        self.val_losses = val_losses
+        self.train_losses = train_losses
+        self.w_at_epoch: dict[int, float] = {}
+        self.setup_rows = None
+        self.finalized_w = None
+
+    def setup(self, x_train):
+        self.setup_rows = x_train.shape[0]
+
+    def loss(self, x):
+        if self.train_losses is not None:
+            return {"loss": self.w * 0 + self.train_losses[self.epoch]}
+        return {"loss": -self.w + 0 * x.sum()}
+
+    def element_scores(self, x):
+        return (x - self.w) ** 2
+
+    def validation_loss(self, x):
+        self.w_at_epoch[self.epoch] = float(self.w.detach())
+        if self.val_losses is None:
+            return (x.sum() * 0 + 1.0).reshape(())
+        return torch.tensor(self.val_losses[self.epoch], dtype=x.dtype)
+
+    def finalize(self, x_train):
+        self.finalized_w = float(self.w.detach())
+
+
+@pytest.fixture
+def two_threads():
+    """Two torch threads for the test (the suite runs on one), restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _config(**kw):
+    base = dict(epochs=30, batch_size=1000, learning_rate=0.1, patience=2, verbose=0,
+                random_state=0, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _x(n=32, d=3, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32))
+
+
+# ------------------------------------------------------------------ divergence
+def test_nan_loss_raises_with_advice():
+    model = _Scalar(train_losses=[float("nan")] * 5)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1.*nan.*learning_rate"):
+        train_model(model, _x(), _x(8), _config())
+
+
+def test_inf_validation_loss_raises():
+    model = _Scalar(val_losses=[1.0, float("inf")] + [1.0] * 30)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2.*validation loss.*inf"):
+        train_model(model, _x(), _x(8), _config())
+
+
+def test_exploding_loss_raises():
+    model = _Scalar(train_losses=[1.0, 10.0, 1e8, 1e9, 1e10])
+    with pytest.raises(TrainingDivergedError, match="exploding"):
+        train_model(model, _x(), _x(8), _config(epochs=5))
+
+
+def test_huge_learning_rate_raises_training_diverged_with_advice(make_detector, normal_array):
+    det = make_detector("ae", learning_rate=1e6, epochs=5)
+    with pytest.raises(TrainingDivergedError, match="learning_rate"):
+        det.fit(normal_array)
+    assert not hasattr(det, "model_")
+
+
+def test_unhealthy_model_raises_its_advice():
+    class _Unhealthy(_Scalar):
+        def check_health(self, x_val):
+            return "the generator collapsed; try X"
+
+    with pytest.raises(TrainingDivergedError, match="generator collapsed; try X"):
+        train_model(_Unhealthy(), _x(), _x(8), _config(epochs=2))
+
+
+# ------------------------------------------------------------------ early stopping
+def test_early_stopping_stops_and_restores_best_weights():
+    val = [5.0, 4.0, 3.0, 3.5, 4.0, 4.5, 5.0] + [6.0] * 30
+    model = _Scalar(val_losses=val)
+    history = train_model(model, _x(), _x(8), _config(epochs=30, patience=2))
+    assert history["stopped_early"] is True
+    assert history["best_epoch"] == 2
+    assert len(history["train_loss"]) == 5 < 30  # epochs 0..4: two without improvement
+    assert history["val_loss"] == val[:5]
+    # the weights are those of epoch 2, not of the last epoch
+    assert model.w_at_epoch[4] > model.w_at_epoch[2]
+    assert float(model.w) == model.w_at_epoch[2]
+    # hooks: setup saw the training rows, finalize ran on the restored weights
+    assert model.setup_rows == 32
+    assert model.finalized_w == model.w_at_epoch[2]
+    assert not model.training  # left in eval mode
+
+
+def test_no_early_stop_while_improving():
+    val = [10.0 - i for i in range(8)]
+    model = _Scalar(val_losses=val)
+    history = train_model(model, _x(), _x(8), _config(epochs=8, patience=2))
+    assert history["stopped_early"] is False
+    assert history["best_epoch"] == 7
+    assert len(history["train_loss"]) == 8
+    assert set(history) >= {"train_loss", "val_loss", "epoch_seconds", "best_epoch",
+                            "stopped_early", "device"}
+    assert len(history["epoch_seconds"]) == 8
+    assert history["device"] == "cpu"
+
+
+def test_min_delta_counts_tiny_improvements_as_none():
+    val = [1.0, 0.99999, 0.99998, 0.99997] + [0.99996] * 10
+    history = train_model(_Scalar(val_losses=val), _x(), _x(8),
+                          _config(epochs=14, patience=2, min_delta=1e-3))
+    assert history["best_epoch"] == 0
+    assert history["stopped_early"] is True
+
+
+def test_detector_early_stopping_records_best_epoch(make_detector, normal_array):
+    det = make_detector("ae", epochs=200, patience=2, learning_rate=1e-2).fit(normal_array)
+    h = det.history_
+    assert h["stopped_early"] is True
+    assert det.n_epochs_ == len(h["train_loss"]) < 200
+    assert h["best_epoch"] == int(np.argmin(h["val_loss"]))
+    assert det.n_epochs_ - 1 - h["best_epoch"] == 2
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_train_model_is_reproducible_with_random_state():
+    def run(seed):
+        torch.manual_seed(123)
+        model = genad.models.AutoEncoderModel(nn.Linear(3, 2), nn.Linear(2, 3))
+        torch.manual_seed(999 if seed is None else 7)  # global state must not matter
+        train_model(model, _x(64), _x(8, seed=1), _config(epochs=3, batch_size=16,
+                                                          learning_rate=1e-2, random_state=seed))
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(run(0), run(0))
+    assert not torch.equal(run(0), run(1))
+
+
+@pytest.mark.parametrize("name", sorted(genad.MODELS))
+def test_detector_fit_is_reproducible_and_ignores_global_seed(name, make_detector, normal_array):
+    torch.manual_seed(1)
+    np.random.seed(1)
+    a = make_detector(name, epochs=3).fit(normal_array).anomaly_score(normal_array)
+    torch.manual_seed(2)
+    np.random.seed(2)
+    b = make_detector(name, epochs=3).fit(normal_array).anomaly_score(normal_array)
+    np.testing.assert_array_equal(a, b)
+    c = make_detector(name, epochs=3, random_state=1).fit(normal_array)
+    assert not np.array_equal(a, c.anomaly_score(normal_array))
+
+
+@pytest.mark.parametrize("name", sorted(genad.MODELS))
+def test_fit_leaves_global_torch_rng_and_threads_unchanged(name, make_detector, normal_array,
+                                                           two_threads):
+    torch.manual_seed(42)
+    state = torch.get_rng_state()
+    det = make_detector(name, epochs=2).fit(normal_array)  # trains on one thread
+    det.anomaly_score(normal_array)
+    det.anomaly_map(normal_array)
+    assert torch.equal(state, torch.get_rng_state())
+    assert torch.get_num_threads() == 2
+
+
+def test_thread_count_is_restored_when_training_fails(two_threads):
+    model = _Scalar(train_losses=[float("nan")] * 5)
+    with pytest.raises(TrainingDivergedError):
+        train_model(model, _x(), _x(8), _config())
+    assert torch.get_num_threads() == 2
+
+
+def test_random_state_none_still_trains(make_detector, normal_array):
+    det = make_detector("ae", epochs=2, random_state=None).fit(normal_array)
+    assert np.all(np.isfinite(det.anomaly_score(normal_array)))
+
+
+def test_quiet_fit_prints_nothing(make_detector, normal_array, capsys):
+    make_detector("ae", epochs=2, verbose=1).fit(normal_array)  # stderr is not a tty here
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+
+
+# ------------------------------------------------------------------ helpers
+@pytest.mark.parametrize("batch", [1, 64, 256])
+def test_auto_epochs_gives_enough_steps_within_a_cap(batch):
+    previous = None
+    for rows in (2, 10, 1000, 5000, 10**5, 10**6, 10**7):
+        epochs = auto_epochs(rows, batch)
+        steps = math.ceil(rows / batch)
+        assert 1 <= epochs <= 500
+        assert epochs * steps >= 4000 or epochs == 500
+        if previous is not None:
+            assert epochs <= previous  # more data, fewer (or as many) epochs
+        previous = epochs
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu-please")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_raises(normal_array):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(InvalidInputError, match="CUDA"):
+        genad.AutoEncoder(device="cuda", epochs=1, verbose=0).fit(normal_array)
+
+
+@pytest.mark.parametrize(
+    "param,value",
+    [("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("patience", -1), ("latent_dim", 0),
+     ("hidden_sizes", 8), ("hidden_sizes", [8, 0]), ("learning_rate", 0.0),
+     ("weight_decay", -1.0), ("validation_fraction", 1.0), ("contamination", 0.0),
+     ("epochs", True)],
+)
+def test_bad_training_parameters_raise_naming_them(param, value, normal_array):
+    det = genad.AutoEncoder(verbose=0, **{param: value})
+    with pytest.raises(InvalidInputError, match=param.split("_")[0]):
+        det.fit(normal_array)
