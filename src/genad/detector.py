@@ -38,7 +38,14 @@ from genad.errors import (
 )
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
-from genad.training import TrainConfig, auto_epochs, predict_in_batches, resolve_device, train_model
+from genad.training import (
+    TrainConfig,
+    auto_epochs,
+    cpu_threads,
+    predict_in_batches,
+    resolve_device,
+    train_model,
+)
 
 __all__ = ["Detector", "top_contributions"]
 
@@ -340,7 +347,8 @@ class Detector(BaseEstimator):
 
     def _score_encoded(self, z: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-        scores = predict_in_batches(self.model_.score, t, self._device()).double().numpy()
+        with cpu_threads(self.model_, self._device()):
+            scores = predict_in_batches(self.model_.score, t, self._device()).double().numpy()
         self._check_finite(scores)
         return scores
 
@@ -377,7 +385,9 @@ class Detector(BaseEstimator):
         self._check_fitted()
         df = read_table(X)
         z = torch.from_numpy(self.adapter_.transform(X))
-        elem = predict_in_batches(self.model_.element_scores, z, self._device()).double().numpy()
+        with cpu_threads(self.model_, self._device()):
+            elem = predict_in_batches(self.model_.element_scores, z, self._device())
+        elem = elem.double().numpy()
         self._check_finite(elem)
         return self.adapter_.to_map(elem, index=df.index)
 

@@ -19,7 +19,10 @@ import torch
 from genad.errors import TrainingDivergedError
 from genad.models.base import GenerativeModel
 
-__all__ = ["TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs"]
+__all__ = [
+    "TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs",
+    "cpu_threads",
+]
 
 
 @dataclass
@@ -104,7 +107,7 @@ def predict_in_batches(
     return torch.cat(outs) if outs else torch.empty(0)
 
 
-class _cpu_threads:
+class cpu_threads:
     """Run small models on one CPU thread: for narrow networks the OpenMP hand-off costs
     more than it saves, and under contention (other processes on the cores) it costs
     one to two orders of magnitude."""
@@ -119,7 +122,8 @@ class _cpu_threads:
             torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.saved)
+        if self.threads is not None:
+            torch.set_num_threads(self.saved)
 
 
 def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
@@ -171,7 +175,7 @@ def train_model(
     show = config.verbose > 0 and sys.stderr.isatty()
     prog = _progress(show, config.epochs, config.description)
     first_loss: float | None = None
-    threads = _cpu_threads(model, device)
+    threads = cpu_threads(model, device)
     threads.__enter__()
     try:
         for epoch in range(config.epochs):
