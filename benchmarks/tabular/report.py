@@ -173,7 +173,7 @@ def _header(res: Results) -> list[str]:
     if len(invocations) > 1:
         earlier = "; ".join(f"`{i.get('command')}` ({i.get('started')})"
                             for i in invocations[:-1])
-        lines.append(f"- **Resumed** from entries recorded by: {earlier}")
+        lines.append(f"- **Resumed or merged** from entries recorded by: {earlier}")
     finished = last.get("finished")
     status = f"finished {finished}" if finished else "**in progress or interrupted**"
     wall = last.get("wall_seconds")

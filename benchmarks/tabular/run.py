@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "than 2 when other processes keep the cores busy")
     p.add_argument("--score-repeats", type=int, default=3,
                    help="scoring passes timed on the test set; the best is reported")
+    p.add_argument("--merge", default=None,
+                   help="comma list of result stems (in --out) to merge into --name "
+                   "(default tabular): runs are concatenated, a later file wins on the same "
+                   "(set, seed, model); every invocation's command is kept")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild the Markdown report from the JSON")
     return p
@@ -349,6 +353,37 @@ def _settings_key(settings: dict[str, Any]) -> tuple[Any, ...]:
     return (settings.get("quick"), settings.get("epochs"), json.dumps(settings.get("matched")))
 
 
+def _merge(out_dir: Path, stems: list[str], json_path: Path, md_path: Path,
+           command: str) -> int:
+    """Merge several results files (e.g. runs split over processes) into one."""
+    parts = []
+    for stem in stems:
+        path = out_dir / f"{stem}.json"
+        if not path.exists():
+            log(f"no results file at {path}")
+            return 2
+        parts.append(json.loads(path.read_text()))
+    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for part in parts:
+        for r in part["runs"]:
+            runs[(r["dataset"], r["seed"], r["model"])] = r
+    meta = json.loads(json.dumps(parts[0]["meta"]))
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    meta["invocations"] = [inv for part in parts for inv in part["meta"].get("invocations", [])]
+    meta["invocations"].append({"command": command, "started": now, "finished": now})
+    settings = meta.setdefault("settings", {})
+    settings["sets"] = sorted({s for p in parts for s in p["meta"]["settings"].get("sets", [])})
+    settings["seeds"] = sorted({s for p in parts for s in p["meta"]["settings"].get("seeds", [])})
+    settings["models"] = list(dict.fromkeys(
+        m for p in parts for m in p["meta"]["settings"].get("models", [])))
+    settings["merged_from"] = [f"{stem}.json" for stem in stems]
+    results = {"meta": meta, "runs": list(runs.values())}
+    _atomic_write(json_path, json.dumps(results, indent=1, default=str) + "\n")
+    write_report(results, md_path)
+    log(f"merged {len(stems)} files, {len(runs)} runs -> {json_path}, {md_path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit status."""
     args = build_parser().parse_args(argv)
@@ -359,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = args.name or ("tabular-quick" if args.quick else "tabular")
     json_path = out_dir / f"{stem}.json"
     md_path = out_dir / f"{stem}.md"
+
+    if args.merge:
+        return _merge(out_dir, _parse_list(args.merge) or [], json_path, md_path, command)
 
     if args.report_only:
         if not json_path.exists():
