@@ -230,12 +230,28 @@ def _genad_factory(class_name: str, extra: dict[str, Any]) -> Callable[..., Dete
 # --------------------------------------------------------------------------- peers
 
 
-class PyodDeepDetector(Detector):
-    """PyOD AutoEncoder / VAE, with per-epoch timing through ``epoch_update``."""
+class PyodDetector(Detector):
+    """Non-neural PyOD detector (ECOD, PCA)."""
 
     def __init__(self, det: Any) -> None:
         super().__init__()
         self.det = det
+
+    def fit(self, X: np.ndarray) -> None:
+        self.det.fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return _as_scores(self.det.decision_function(X), len(X), "decision_function")
+
+    def train_scores(self, X_train: np.ndarray) -> np.ndarray:
+        return np.asarray(self.det.decision_scores_, dtype=np.float64)
+
+    def params(self) -> dict[str, Any]:
+        return _jsonable(self.det.get_params())
+
+
+class PyodDeepDetector(PyodDetector):
+    """PyOD AutoEncoder / VAE, with per-epoch timing through ``epoch_update``."""
 
     def fit(self, X: np.ndarray) -> None:
         det = self.det
@@ -259,35 +275,6 @@ class PyodDeepDetector(Detector):
             del det.train, det.epoch_update
             self.epoch_seconds = np.diff(stamps).tolist() if len(stamps) > 1 else []
             self.n_epochs = len(self.epoch_seconds)
-
-    def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(self.det.decision_function(X), len(X), "decision_function")
-
-    def train_scores(self, X_train: np.ndarray) -> np.ndarray:
-        return np.asarray(self.det.decision_scores_, dtype=np.float64)
-
-    def params(self) -> dict[str, Any]:
-        return _jsonable(self.det.get_params())
-
-
-class PyodDetector(Detector):
-    """Non-neural PyOD detector (ECOD, PCA)."""
-
-    def __init__(self, det: Any) -> None:
-        super().__init__()
-        self.det = det
-
-    def fit(self, X: np.ndarray) -> None:
-        self.det.fit(X)
-
-    def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(self.det.decision_function(X), len(X), "decision_function")
-
-    def train_scores(self, X_train: np.ndarray) -> np.ndarray:
-        return np.asarray(self.det.decision_scores_, dtype=np.float64)
-
-    def params(self) -> dict[str, Any]:
-        return _jsonable(self.det.get_params())
 
 
 class IsolationForestDetector(Detector):

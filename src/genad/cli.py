@@ -474,7 +474,7 @@ def _demo(
     out: Path = typer.Option(Path("genad-demo-report.html"), "--out", "-o",
                              help="HTML report to write."),
     model: ModelName = typer.Option(  # type: ignore[valid-type]
-        ModelName("ae"), "--model", "-m", help="Detector to train."
+        ModelName("vae"), "--model", "-m", help="Detector to train."
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),

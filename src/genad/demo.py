@@ -134,7 +134,7 @@ def split_demo_data(
 
 def run_demo(
     out: str | Path = "genad-demo-report.html",
-    model: str = "ae",
+    model: str = "vae",
     *,
     epochs: int | None = None,
     random_state: int = 0,
@@ -147,7 +147,7 @@ def run_demo(
     ----------
     out : str or Path, default "genad-demo-report.html"
         Where to write the HTML report.
-    model : {"ae", "dae", "vae", "pca-cae"}, default "ae"
+    model : {"ae", "dae", "vae", "pca-cae"}, default "vae"
         Detector to train (see :data:`genad.MODELS`).
     epochs : int, optional
         Maximum training epochs (default: the detector's own, early stopping applies).
