@@ -465,12 +465,17 @@ class TabularAdapter:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
                     raise _missing_error(col.name, isna, df.index)
-                keys = s.map(_category_key, na_action="ignore").astype(object)
-                keys = keys.where(~isna, _MISSING_CATEGORY)
                 lookup = {c: i for i, c in enumerate(col.categories)}
                 unseen = len(col.categories)
-                codes = keys.map(lambda v, lk=lookup, u=unseen: lk.get(v, u))
-                codes = codes.to_numpy(dtype=np.int64)
+                # map each distinct value once, then broadcast (fast for long columns)
+                value_codes, uniques = pd.factorize(s, use_na_sentinel=True)
+                per_unique = np.fromiter(
+                    (lookup.get(_category_key(u), unseen) for u in uniques), dtype=np.int64,
+                    count=len(uniques),
+                )
+                missing_code = lookup.get(_MISSING_CATEGORY, unseen)
+                codes = np.where(value_codes >= 0, per_unique[np.maximum(value_codes, 0)],
+                                 missing_code) if len(uniques) else np.full(n, missing_code)
                 block = np.zeros((n, unseen + 1), dtype=np.float32)
                 block[np.arange(n), codes] = 1.0
                 out[:, pos : pos + unseen + 1] = block
