@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
@@ -61,6 +62,27 @@ def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig
+
+
+
+def _finish_unit_square(fig: Figure, ax: Any, *, xlabel: str, ylabel: str, title: str,
+                        legend_loc: str, y_top: float) -> str:
+    """Label a curve drawn on [0, 1] x [0, 1] and return the figure as a data URI."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, y_top)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend_loc)
+    return figure_to_data_uri(fig)
+
+
+@contextmanager
+def _plot(width: float, height: float) -> Iterator[tuple[Figure, Any]]:
+    """A figure with one axes, drawn under genad's style (no global matplotlib state)."""
+    with matplotlib.rc_context(_STYLE):
+        fig = _figure(width, height)
+        yield fig, fig.add_subplot()
 
 
 def figure_to_data_uri(fig: Figure) -> str:
@@ -155,21 +177,17 @@ def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float
     flagged = scores > threshold
     op_tpr = float(flagged[y == 1].mean())
     op_fpr = float(flagged[y == 0].mean())
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(4.6, 3.9)
-        ax = fig.add_subplot()
+    with _plot(4.6, 3.9) as (fig, ax):
         ax.plot([0, 1], [0, 1], ls=":", color=NEUTRAL_COLOR, lw=1.2, label="random ranking")
         ax.plot(fpr, tpr, color=NORMAL_COLOR, lw=2, label=f"model (AUROC {auroc:.3f})")
         ax.fill_between(fpr, tpr, step=None, alpha=0.08, color=NORMAL_COLOR)
         ax.scatter([op_fpr], [op_tpr], s=46, color=ANOMALY_COLOR, zorder=5,
                    label=f"threshold: recall {op_tpr:.0%}, FPR {op_fpr:.1%}")
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.01)
-        ax.set_xlabel("false-positive rate (normal rows flagged)")
-        ax.set_ylabel("true-positive rate (anomalies caught)")
-        ax.set_title("ROC curve")
-        ax.legend(loc="lower right")
-        return figure_to_data_uri(fig)
+        return _finish_unit_square(
+            fig, ax, xlabel="false-positive rate (normal rows flagged)",
+            ylabel="true-positive rate (anomalies caught)", title="ROC curve",
+            legend_loc="lower right", y_top=1.01,
+        )
 
 
 def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float) -> str:
@@ -201,9 +219,7 @@ def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float)
     flagged = scores > threshold
     op_recall = float(flagged[y == 1].mean())
     op_precision = float(y[flagged].mean()) if flagged.any() else float("nan")
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(4.6, 3.9)
-        ax = fig.add_subplot()
+    with _plot(4.6, 3.9) as (fig, ax):
         ax.axhline(prevalence, ls=":", color=NEUTRAL_COLOR, lw=1.2,
                    label=f"random ranking ({prevalence:.1%} anomalies)")
         ax.step(recall, precision, where="post", color=NORMAL_COLOR, lw=2,
@@ -211,13 +227,11 @@ def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float)
         if np.isfinite(op_precision):
             ax.scatter([op_recall], [op_precision], s=46, color=ANOMALY_COLOR, zorder=5,
                        label=f"threshold: precision {op_precision:.0%}, recall {op_recall:.0%}")
-        ax.set_xlim(-0.01, 1.01)
-        ax.set_ylim(-0.01, 1.04)
-        ax.set_xlabel("recall (anomalies caught)")
-        ax.set_ylabel("precision (flagged rows that are anomalies)")
-        ax.set_title("Precision-recall curve")
-        ax.legend(loc="lower left")
-        return figure_to_data_uri(fig)
+        return _finish_unit_square(
+            fig, ax, xlabel="recall (anomalies caught)",
+            ylabel="precision (flagged rows that are anomalies)", title="Precision-recall curve",
+            legend_loc="lower left", y_top=1.04,
+        )
 
 
 def _bins(values: np.ndarray, log: bool, n: int = 50) -> np.ndarray:
@@ -265,9 +279,7 @@ def score_distribution_figure(
     pooled = np.concatenate(every)
     log = use_log_scale(pooled)
     bins = _bins(pooled, log)
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(9.2, 3.4)
-        ax = fig.add_subplot()
+    with _plot(9.2, 3.4) as (fig, ax):
         groups: list[tuple[str, np.ndarray, str]] = []
         if y is not None:
             classes = ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALY_COLOR))
@@ -321,9 +333,7 @@ def loss_figure(history: Mapping[str, Any]) -> str | None:
     if train.size == 0 and val.size == 0:
         return None
     best = history.get("best_epoch")
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(9.2, 3.2)
-        ax = fig.add_subplot()
+    with _plot(9.2, 3.2) as (fig, ax):
         if train.size:
             ax.plot(np.arange(1, train.size + 1), train, color=NORMAL_COLOR, lw=1.8,
                     label="training loss", marker="o" if train.size < 15 else None, ms=3)
@@ -380,9 +390,7 @@ def contribution_figure(
     names: Sequence[str] = [str(c) for c in top.index][::-1]
     pos = np.arange(len(names))
     height = 1.0 + 0.28 * len(names)
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(9.2, max(2.2, height))
-        ax = fig.add_subplot()
+    with _plot(9.2, max(2.2, height)) as (fig, ax):
         ax.grid(axis="y", visible=False)
         if other_mean is not None:
             other = other_mean.reindex(top.index).fillna(0.0).to_numpy()[::-1]
