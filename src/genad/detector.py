@@ -28,6 +28,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from genad import calibration as cal
+from genad._params import check_int, check_number
 from genad.data.labels import check_labels
 from genad.data.tabular import TabularAdapter, read_table
 from genad.errors import (
@@ -181,27 +182,19 @@ class Detector(BaseEstimator):
 
     # ----------------------------------------------------------- validation
     def _check_params(self) -> None:
-        def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-
-        positive_int("epochs", self.epochs, allow_none=True)
-        positive_int("batch_size", self.batch_size)
-        positive_int("patience", self.patience)
-        positive_int("latent_dim", self.latent_dim, allow_none=True)
+        check_int("epochs", self.epochs, low=1, allow_none=True)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("patience", self.patience, low=1)
+        check_int("latent_dim", self.latent_dim, low=1, allow_none=True)
         if self.hidden_sizes is not None:
             if isinstance(self.hidden_sizes, (int, np.integer)):
                 raise InvalidInputError(
                     f"hidden_sizes must be a list of integers, got {self.hidden_sizes!r}"
                 )
             for h in self.hidden_sizes:
-                positive_int("hidden_sizes entries", h)
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise InvalidInputError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise InvalidInputError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+                check_int("hidden_sizes entries", h, low=1)
+        check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0)
         cal.check_rate(self.validation_fraction, "validation_fraction")
         cal.check_rate(self.target_fpr, "target_fpr")
         if self.contamination is not None:
@@ -210,14 +203,11 @@ class Detector(BaseEstimator):
             resolve_device(self.device)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from exc
-        rs = self.random_state
-        if rs is not None and (not isinstance(rs, (int, np.integer)) or isinstance(rs, bool)
-                               or not 0 <= rs < 2**32):
-            raise InvalidInputError(
-                f"random_state must be None or an integer in [0, 2**32), got {rs!r}"
-            )
-        if not isinstance(self.verbose, (int, np.integer, bool)) or self.verbose < 0:
-            raise InvalidInputError(f"verbose must be a non-negative integer, got {self.verbose!r}")
+        check_int("random_state", self.random_state, low=0, allow_none=True)
+        if self.random_state is not None and self.random_state >= 2**32:
+            raise InvalidInputError(f"random_state must be below 2**32, got {self.random_state}")
+        if not isinstance(self.verbose, bool):
+            check_int("verbose", self.verbose, low=0)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import numpy as np
-
+from genad._params import check_int, check_number
 from genad.detector import Detector
 from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
@@ -24,27 +23,6 @@ _COMMON = [name for name in inspect.signature(Detector.__init__).parameters if n
 
 def _common(local: dict[str, Any]) -> dict[str, Any]:
     return {k: local[k] for k in _COMMON}
-
-
-def _check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    """Raise :class:`InvalidInputError` unless ``value`` is a real number in the range."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-        raise InvalidInputError(f"{name} must be a number in {interval}, got {value!r}")
-
-
-def _check_int(name: str, value: Any, *, low: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 class AutoEncoder(Detector):
@@ -128,8 +106,8 @@ class DenoisingAutoEncoder(AutoEncoder):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_number("noise_std", self.noise_std, low=0.0)
-        _check_number("mask_prob", self.mask_prob, low=0.0, high=1.0, high_open=True)
+        check_number("noise_std", self.noise_std, low=0.0)
+        check_number("mask_prob", self.mask_prob, low=0.0, high=1.0, high_open=True)
 
     @property
     def _noise_std(self) -> float:  # type: ignore[override]
@@ -187,9 +165,9 @@ class VAE(Detector):
                 "score_method must be 'elbo' or 'reconstruction_probability', "
                 f"got {self.score_method!r}"
             )
-        _check_number("beta", self.beta, low=0.0, low_open=True)
-        _check_int("kl_warmup_epochs", self.kl_warmup_epochs, low=0)
-        _check_int("n_samples", self.n_samples, low=1)
+        check_number("beta", self.beta, low=0.0, low_open=True)
+        check_int("kl_warmup_epochs", self.kl_warmup_epochs, low=0)
+        check_int("n_samples", self.n_samples, low=1)
 
     def _build_model(self, n_features: int) -> GenerativeModel:
         hidden, latent = self.hidden_sizes_, self.latent_dim_
@@ -244,9 +222,9 @@ class PCAConvAutoEncoder(Detector):
         if isinstance(nc, float) and not isinstance(nc, bool) and 0 < nc < 1:
             pass
         else:
-            _check_int("n_components", nc, low=1)
-        _check_number("pca_weight", self.pca_weight, low=0.0, high=1.0)
-        _check_int("conv_width", self.conv_width, low=1)
+            check_int("n_components", nc, low=1)
+        check_number("pca_weight", self.pca_weight, low=0.0, high=1.0)
+        check_int("conv_width", self.conv_width, low=1)
 
     def _build_model(self, n_features: int) -> GenerativeModel:
         net = Conv1dAutoEncoderNet(n_features, width=self.conv_width, latent_dim=self.latent_dim_)
