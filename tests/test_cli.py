@@ -87,6 +87,13 @@ def test_version():
     assert genad.__version__ in result.stdout
 
 
+def test_model_choices_match_the_registry():
+    from genad.cli import ModelName
+    from genad.estimators import MODELS
+
+    assert [m.value for m in ModelName] == list(MODELS)
+
+
 def test_help_lists_commands():
     result = run("--help")
     assert result.exit_code == 0

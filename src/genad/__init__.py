@@ -3,10 +3,17 @@
 >>> import genad
 >>> det = genad.AutoEncoder()          # or VAE, DenoisingAutoEncoder, PCAConvAutoEncoder
 >>> # det.fit(X_normal); det.anomaly_score(X); det.predict(X); det.save("m.genad")
+
+The detectors, :func:`load` and :class:`Detector` are imported on first use, so that
+``import genad`` (and every CLI call that does not train or score, such as
+``genad --version``) does not pay for importing torch.
 """
 
-from genad.bundle import load
-from genad.detector import Detector
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from genad.errors import (
     GenadError,
     InvalidInputError,
@@ -14,15 +21,30 @@ from genad.errors import (
     NotFittedError,
     TrainingDivergedError,
 )
-from genad.estimators import (
-    MODELS,
-    VAE,
-    AutoEncoder,
-    DenoisingAutoEncoder,
-    PCAConvAutoEncoder,
-)
+
+if TYPE_CHECKING:
+    from genad.bundle import load
+    from genad.detector import Detector
+    from genad.estimators import (
+        MODELS,
+        VAE,
+        AutoEncoder,
+        DenoisingAutoEncoder,
+        PCAConvAutoEncoder,
+    )
 
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it, imported on first attribute access.
+_LAZY: dict[str, str] = {
+    "load": "genad.bundle",
+    "Detector": "genad.detector",
+    "MODELS": "genad.estimators",
+    "VAE": "genad.estimators",
+    "AutoEncoder": "genad.estimators",
+    "DenoisingAutoEncoder": "genad.estimators",
+    "PCAConvAutoEncoder": "genad.estimators",
+}
 
 __all__ = [
     "AutoEncoder",
@@ -39,3 +61,16 @@ __all__ = [
     "TrainingDivergedError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'genad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
