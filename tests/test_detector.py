@@ -259,6 +259,8 @@ def test_refit_on_array_forgets_feature_names(make_detector, table):
         ("vae", {"n_samples": 0, "score_method": "reconstruction_probability"}),
         ("dae", {"mask_prob": 1.5}),
         ("dae", {"noise_std": -1.0}),
+        ("ae", {"dropout": 1.0}),
+        ("dae", {"dropout": -0.1}),
         ("pca-cae", {"pca_weight": 2.0}),
         ("pca-cae", {"n_components": 0}),
         ("pca-cae", {"conv_width": 0}),
@@ -271,6 +273,19 @@ def test_bad_model_parameters_raise_naming_them(name, params, make_detector, tab
     det = make_detector(name, epochs=1, **params)
     with pytest.raises(InvalidInputError, match=next(iter(params))):
         det.fit(table)
+
+
+@pytest.mark.parametrize("model_name", ["ae", "dae"])
+def test_dropout_is_used_in_training_and_off_when_scoring(model_name, make_detector, table,
+                                                          tmp_path):
+    det = make_detector(model_name, dropout=0.3).fit(table)
+    drops = [m for m in det.model_.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(m.p == 0.3 for m in drops)
+    first = det.anomaly_score(table)
+    np.testing.assert_array_equal(first, det.anomaly_score(table))  # eval mode: no dropout
+    loaded = genad.load(det.save(tmp_path / "dropout.genad"))
+    assert loaded.dropout == 0.3
+    np.testing.assert_array_equal(loaded.anomaly_score(table), first)
 
 
 # ------------------------------------------------------------------ persistence

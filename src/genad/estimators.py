@@ -35,6 +35,12 @@ class AutoEncoder(Detector):
     normalize_errors : bool, default True
         Divide each feature's squared error by its mean on the training normals, so every
         feature's error is measured against what is typical for that feature.
+    dropout : float, default 0.0
+        Dropout after every hidden layer of the encoder and decoder, during training only.
+        A regulariser that trades precision at the top of the ranking for a better overall
+        ranking: on card fraud (train-split validation, 3 seeds) ``dropout=0.2`` raised
+        AUROC from 0.945 to 0.955 and lowered AUPRC from 0.79 to 0.75 (see
+        ``docs/decisions.md``).
 
     Other parameters: see :class:`~genad.detector.Detector` (shared by every detector).
 
@@ -52,7 +58,7 @@ class AutoEncoder(Detector):
     _noise_std: float = 0.0
     _mask_prob: float = 0.0
 
-    def __init__(self, *, normalize_errors: bool = True,
+    def __init__(self, *, normalize_errors: bool = True, dropout: float = 0.0,
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
@@ -63,11 +69,18 @@ class AutoEncoder(Detector):
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(**_common(locals()))
         self.normalize_errors = normalize_errors
+        self.dropout = dropout
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
 
     def _build_model(self, n_features: int) -> GenerativeModel:
         hidden, latent = self.hidden_sizes_, self.latent_dim_
+        p = float(self.dropout)
         return AutoEncoderModel(
-            mlp([n_features, *hidden, latent]), mlp([latent, *hidden[::-1], n_features]),
+            mlp([n_features, *hidden, latent], dropout=p),
+            mlp([latent, *hidden[::-1], n_features], dropout=p),
             noise_std=self._noise_std, mask_prob=self._mask_prob, n_features=n_features,
             normalize_errors=self.normalize_errors,
         )
@@ -84,6 +97,8 @@ class DenoisingAutoEncoder(AutoEncoder):
         Probability of zeroing each input feature during training.
     normalize_errors : bool, default True
         See :class:`AutoEncoder`.
+    dropout : float, default 0.0
+        See :class:`AutoEncoder`.
 
     Other parameters: see :class:`~genad.detector.Detector`.
     """
@@ -91,7 +106,7 @@ class DenoisingAutoEncoder(AutoEncoder):
     model_name = "dae"
 
     def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
-                 normalize_errors: bool = True,
+                 normalize_errors: bool = True, dropout: float = 0.0,
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
@@ -100,7 +115,8 @@ class DenoisingAutoEncoder(AutoEncoder):
                  categorical_columns: list[str] | None = None, missing: str = "impute",
                  scaling: str = "robust", device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
-        super().__init__(normalize_errors=normalize_errors, **_common(locals()))
+        super().__init__(normalize_errors=normalize_errors, dropout=dropout,
+                         **_common(locals()))
         self.noise_std = noise_std
         self.mask_prob = mask_prob
 
