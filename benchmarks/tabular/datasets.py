@@ -43,7 +43,9 @@ __all__ = [
     "adbench_files",
     "data_root",
     "iter_splits",
+    "load_creditcard",
     "select_adbench",
+    "split_70_30",
 ]
 
 #: The set groups the benchmark knows, in the order they are run.
@@ -147,20 +149,30 @@ class Split:
         }
 
 
+def split_70_30(
+    X: np.ndarray, y: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The protocol's 70/30 stratified split: ``(X_train, X_test, y_train, y_test)``."""
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+
+
 def _stratified(
     X: np.ndarray, y: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """70/30 stratified split; return (train normals, test X, test y)."""
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=seed
-    )
+    X_tr, X_te, y_tr, y_te = split_70_30(X, y, seed)
     return X_tr[y_tr == 0], X_te, np.asarray(y_te, dtype=np.int64)
 
 
-def _creditcard(root: Path, seeds: Sequence[int]) -> Iterator[Split]:
-    df = pd.read_parquet(root / "creditcard" / "creditcard.parquet")
+def load_creditcard(root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Card fraud as ``(X, y)``: the 30 columns other than ``Class`` (float64), ``Class``."""
+    df = pd.read_parquet((root or data_root()) / "creditcard" / "creditcard.parquet")
     X = df.drop(columns="Class").to_numpy("float64")
-    y = df["Class"].to_numpy().astype(np.int64)
+    return X, df["Class"].to_numpy().astype(np.int64)
+
+
+def _creditcard(root: Path, seeds: Sequence[int]) -> Iterator[Split]:
+    X, y = load_creditcard(root)
     for seed in seeds:
         X_tr, X_te, y_te = _stratified(X, y, seed)
         yield Split("creditcard", "creditcard", seed, X_tr, X_te, y_te)

@@ -5,12 +5,12 @@ Usage (from the repository root)::
     python -m benchmarks.tabular.tuning [--seeds 0,1,2] [--variants NAME,...]
         [--out benchmarks/results] [--threads 1]
 
-For every seed the benchmark's own split is made (``train_test_split(X, y, test_size=0.3,
-stratify=y, random_state=seed)``, see :mod:`benchmarks.tabular.datasets`). Only its *train*
-part is used here: 80 % of the train normals fit the model, and the other 20 % plus every
-train fraud (frauds are never used for fitting) form the validation rows on which AUROC
-and AUPRC are measured. The test part is not read, so a setting chosen from this table
-can be evaluated on the test part by ``python -m benchmarks.tabular`` without bias.
+For every seed the benchmark's own split is made
+(:func:`benchmarks.tabular.datasets.split_70_30`). Only its *train* part is used here:
+80 % of the train normals fit the model, and the other 20 % plus every train fraud (frauds
+are never used for fitting) form the validation rows on which AUROC and AUPRC are
+measured. The test part is not read, so a setting chosen from this table can be evaluated
+on the test part by ``python -m benchmarks.tabular`` without bias.
 
 Writes ``<out>/tabular-tuning-creditcard.json`` and ``.md``.
 """
@@ -28,10 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import train_test_split
 
 from benchmarks.tabular import datasets as ds
 from benchmarks.tabular.models import import_genad
@@ -56,7 +54,7 @@ def validation_split(
     X: np.ndarray, y: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(fit normals, validation X, validation y)`` from the benchmark's train part."""
-    X_tr, _, y_tr, _ = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    X_tr, _, y_tr, _ = ds.split_70_30(X, y, seed)
     normals, frauds = X_tr[y_tr == 0], X_tr[y_tr == 1]
     order = np.random.default_rng(100 + seed).permutation(len(normals))
     n_fit = int((1 - VALIDATION_NORMALS) * len(normals))
@@ -107,9 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     genad = import_genad()
-    df = pd.read_parquet(ds.data_root() / "creditcard" / "creditcard.parquet")
-    X = df.drop(columns="Class").to_numpy("float64")
-    y = df["Class"].to_numpy().astype(np.int64)
+    X, y = ds.load_creditcard()
     command = "python -m benchmarks.tabular.tuning " + shlex.join(
         list(sys.argv[1:] if argv is None else argv))
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
