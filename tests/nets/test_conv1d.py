@@ -54,3 +54,57 @@ def test_can_learn_to_reconstruct():
         opt.step()
         first = first if first is not None else loss.item()
     assert float(loss) < 0.2 * first
+
+
+@pytest.mark.parametrize(("length", "channels"), [(1, 1), (5, 1), (30, 1), (31, 1), (17, 3)])
+def test_inference_matches_training_mode_output(length, channels):
+    torch.manual_seed(0)
+    net = Conv1dAutoEncoderNet(length, channels=channels, width=4, latent_dim=3)
+    shape = (9, length) if channels == 1 else (9, channels, length)
+    x = torch.randn(*shape)
+    expected = net(x).detach()
+    net.eval()
+    with torch.inference_mode():
+        got = net(x)
+    assert net._dense is not None  # the dense path ran
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_inference_follows_weight_updates_and_loaded_weights():
+    torch.manual_seed(0)
+    net = Conv1dAutoEncoderNet(12, width=4, latent_dim=2).eval()
+    x = torch.randn(7, 12)
+    with torch.no_grad():
+        before = net(x)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    with torch.enable_grad():
+        ((net(x) - x) ** 2).mean().backward()
+    opt.step()
+    with torch.no_grad():
+        after = net(x)
+    net.train()
+    expected = net(x).detach()
+    net.eval()
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+    other = Conv1dAutoEncoderNet(12, width=4, latent_dim=2)
+    other.load_state_dict(net.state_dict())
+    net.load_state_dict(Conv1dAutoEncoderNet(12, width=4, latent_dim=2).state_dict())
+    with torch.no_grad():
+        changed = net(x)
+    assert not torch.allclose(changed, after)
+    net.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), after)
+
+
+def test_long_series_keep_the_convolution(monkeypatch):
+    monkeypatch.setattr("genad.nets.conv1d.DENSE_MAX_ELEMENTS", 100)
+    net = Conv1dAutoEncoderNet(40, width=4, latent_dim=2).eval()
+    x = torch.randn(3, 40)
+    with torch.no_grad():
+        out = net(x)
+    assert net._dense is None
+    assert out.shape == x.shape

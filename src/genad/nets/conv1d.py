@@ -7,6 +7,9 @@ from torch import nn
 
 __all__ = ["Conv1dAutoEncoderNet"]
 
+#: Largest dense equivalent (in elements) of one convolution used at inference.
+DENSE_MAX_ELEMENTS = 1 << 20
+
 
 class Conv1dAutoEncoderNet(nn.Module):
     """Conv1d encoder/decoder for ``(n, length)`` vectors or ``(n, channels, length)`` series.
@@ -14,6 +17,13 @@ class Conv1dAutoEncoderNet(nn.Module):
     Two strided convolutions halve the length twice; a linear bottleneck of size
     ``latent_dim`` sits between encoder and decoder; transposed convolutions restore the
     length (cropped back to the input length).
+
+    In evaluation mode without gradients (scoring), each convolution runs as the dense
+    matrix it equals for this fixed input length, built once from the current weights
+    and rebuilt whenever they change. For short vectors (a table's rows) one matrix
+    product is several times faster on CPU than a small-channel convolution; the result
+    is the same up to float rounding. Layers whose matrix would exceed
+    ``DENSE_MAX_ELEMENTS`` (long series) keep the convolution.
 
     Parameters
     ----------
@@ -50,8 +60,50 @@ class Conv1dAutoEncoderNet(nn.Module):
             nn.ConvTranspose1d(width, channels, 4, stride=2, padding=1),
         )
         self._width = width
+        self._dense: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+
+    def _dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """``(matrix, bias)`` of each convolution on flattened input, or None if too large."""
+        key = tuple(v for p in self.parameters() for v in (p.data_ptr(), p._version))
+        if self._dense is not None and self._dense[0] == key:
+            return self._dense[1]
+        w, c, n = self._width, self.channels, self.padded
+        shapes = [(c, n), (w, n // 2), (2 * w, n // 4), (w, n // 2), (c, n)]
+        if any(a[0] * a[1] * b[0] * b[1] > DENSE_MAX_ELEMENTS
+               for a, b in zip(shapes, shapes[1:], strict=False)):
+            return None
+        layers = [self.encoder[0], self.encoder[2], self.decoder[0], self.decoder[2]]
+        dense = []
+        with torch.no_grad():
+            for layer, (ch, ln) in zip(layers, shapes[:4], strict=True):
+                eye = torch.eye(ch * ln, dtype=layer.weight.dtype, device=layer.weight.device)
+                fn = (nn.functional.conv1d if isinstance(layer, nn.Conv1d)
+                      else nn.functional.conv_transpose1d)
+                out = fn(eye.view(-1, ch, ln), layer.weight, None, layer.stride, layer.padding)
+                bias = layer.bias.repeat_interleave(out.shape[-1])
+                dense.append((out.flatten(1).clone(), bias.clone()))
+        self._dense = (key, dense)
+        return dense
+
+    def _forward_dense(self, x: torch.Tensor, dense: list[tuple[torch.Tensor, torch.Tensor]]
+                       ) -> torch.Tensor:
+        h = x.reshape(x.shape[0], self.channels, self.length)
+        if self.padded != self.length:
+            h = nn.functional.pad(h, (0, self.padded - self.length))
+        h = h.flatten(1)
+        act = self.encoder[1]
+        h = act(torch.addmm(dense[0][1], h, dense[0][0]))
+        h = act(torch.addmm(dense[1][1], h, dense[1][0]))
+        h = self.from_latent(self.to_latent(h))
+        h = act(torch.addmm(dense[2][1], h, dense[2][0]))
+        h = torch.addmm(dense[3][1], h, dense[3][0]).view(x.shape[0], self.channels, -1)
+        return h[..., : self.length].reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and not torch.is_grad_enabled():
+            dense = self._dense_layers()
+            if dense is not None:
+                return self._forward_dense(x, dense)
         squeeze = x.dim() == 2
         h = x.unsqueeze(1) if squeeze else x
         if self.padded != self.length:
