@@ -60,11 +60,15 @@ class Conv1dAutoEncoderNet(nn.Module):
             nn.ConvTranspose1d(width, channels, 4, stride=2, padding=1),
         )
         self._width = width
-        self._dense: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._dense: tuple[tuple[float, ...], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     def _dense_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
         """``(matrix, bias)`` of each convolution on flattened input, or None if too large."""
-        key = tuple(v for p in self.parameters() for v in (p.data_ptr(), p._version))
+        # the weights' identity and sums: fused optimizers update parameters in place
+        # without bumping their version counter, so the sums are what shows an update
+        params = list(self.parameters())
+        sums = torch.stack([p.detach().sum().to(torch.float64) for p in params]).tolist()
+        key = (*(p.data_ptr() for p in params), *sums)
         if self._dense is not None and self._dense[0] == key:
             return self._dense[1]
         w, c, n = self._width, self.channels, self.padded
