@@ -69,6 +69,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "latent-min8": {"latent_min": 8},
     "latent-half": {"latent_div": 2},
     "latent-min8-half": {"latent_min": 8, "latent_div": 2},
+    "latent-quarter": {"latent_div": 4},
+    "latent-fifth": {"latent_div": 5},
 }
 
 COSINE_EPOCHS = 50
