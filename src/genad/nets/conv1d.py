@@ -79,29 +79,33 @@ class Conv1dAutoEncoderNet(nn.Module):
         layers = [self.encoder[0], self.encoder[2], self.decoder[0], self.decoder[2]]
         dense = []
         with torch.no_grad():
-            for layer, (ch, ln) in zip(layers, shapes[:4], strict=True):
-                eye = torch.eye(ch * ln, dtype=layer.weight.dtype, device=layer.weight.device)
+            for i, (layer, (ch, ln)) in enumerate(zip(layers, shapes[:4], strict=True)):
+                # the first matrix takes the unpadded input (padding is zeros: its rows
+                # would contribute nothing); the last one returns only the real positions
+                real = self.length if i == 0 else ln
+                eye = torch.eye(ch * real, dtype=layer.weight.dtype, device=layer.weight.device)
+                basis = nn.functional.pad(eye.view(-1, ch, real), (0, ln - real))
                 fn = (nn.functional.conv1d if isinstance(layer, nn.Conv1d)
                       else nn.functional.conv_transpose1d)
-                out = fn(eye.view(-1, ch, ln), layer.weight, None, layer.stride, layer.padding)
+                out = fn(basis, layer.weight, None, layer.stride, layer.padding)
+                if i == len(layers) - 1:
+                    out = out[..., : self.length]
                 bias = layer.bias.repeat_interleave(out.shape[-1])
-                dense.append((out.flatten(1).clone(), bias.clone()))
+                dense.append((out.flatten(1).contiguous(), bias.clone()))
         self._dense = (key, dense)
         return dense
 
     def _forward_dense(self, x: torch.Tensor, dense: list[tuple[torch.Tensor, torch.Tensor]]
                        ) -> torch.Tensor:
-        h = x.reshape(x.shape[0], self.channels, self.length)
-        if self.padded != self.length:
-            h = nn.functional.pad(h, (0, self.padded - self.length))
-        h = h.flatten(1)
-        act = self.encoder[1]
-        h = act(torch.addmm(dense[0][1], h, dense[0][0]))
-        h = act(torch.addmm(dense[1][1], h, dense[1][0]))
-        h = self.from_latent(self.to_latent(h))
-        h = act(torch.addmm(dense[2][1], h, dense[2][0]))
-        h = torch.addmm(dense[3][1], h, dense[3][0]).view(x.shape[0], self.channels, -1)
-        return h[..., : self.length].reshape(x.shape)
+        slope = self.encoder[1].negative_slope
+        h = x.reshape(x.shape[0], self.channels * self.length)
+        for i, (matrix, bias) in enumerate(dense):
+            if i == 2:
+                h = self.from_latent(self.to_latent(h))
+            h = torch.addmm(bias, h, matrix)
+            if i < len(dense) - 1:
+                h = nn.functional.leaky_relu(h, slope, inplace=True)
+        return h.reshape(x.shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training and not torch.is_grad_enabled():
