@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python -m benchmarks.tabular.scaling_study {creditcard,adbench} SEED
-        [--model ae] [--variants NAME,...] [--out benchmarks/results] [--report-only]
+        [--model {ae,vae,pca-cae}] [--variants NAME,...] [--out benchmarks/results] [--report-only]
 
 The split is the benchmark's own (:func:`benchmarks.tabular.datasets.split_70_30`); only its
 *train* part is read (:func:`benchmarks.tabular.tuning.validation_split`: 80 % of the train
@@ -71,6 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "latent-min8-half": {"latent_min": 8, "latent_div": 2},
     "latent-quarter": {"latent_div": 4},
     "latent-fifth": {"latent_div": 5},
+    "conv-width-4": {"conv_width": 4},  # PCAConvAutoEncoder only (--model pca-cae)
 }
 
 COSINE_EPOCHS = 50
@@ -138,7 +139,7 @@ def run_one(genad: Any, model: str, name: str, variant: str, seed: int,
     patch = dict(tail=kw.pop("tail", 3.0), center_scale=kw.pop("center_scale", None),
                  cosine=kw.pop("cosine", False), latent_min=kw.pop("latent_min", 2),
                  latent_div=kw.pop("latent_div", 3))
-    cls = {"ae": genad.AutoEncoder, "vae": genad.VAE}[model]
+    cls = {"ae": genad.AutoEncoder, "vae": genad.VAE, "pca-cae": genad.PCAConvAutoEncoder}[model]
     fit, X_val, y_val = validation_split(X, y, seed)
     t0 = time.perf_counter()
     with _patched(**patch):
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("data", choices=["creditcard", "adbench"])
     p.add_argument("seed", type=int)
-    p.add_argument("--model", choices=["ae", "vae"], default="ae")
+    p.add_argument("--model", choices=["ae", "vae", "pca-cae"], default="ae")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--report-only", action="store_true")
