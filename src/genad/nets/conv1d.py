@@ -91,7 +91,7 @@ class Conv1dAutoEncoderNet(nn.Module):
                 if i == len(layers) - 1:
                     out = out[..., : self.length]
                 bias = layer.bias.repeat_interleave(out.shape[-1])
-                dense.append((out.flatten(1).contiguous(), bias.clone()))
+                dense.append((out.flatten(1).contiguous(), bias))
         self._dense = (key, dense)
         return dense
 
@@ -100,7 +100,7 @@ class Conv1dAutoEncoderNet(nn.Module):
         slope = self.encoder[1].negative_slope
         h = x.reshape(x.shape[0], self.channels * self.length)
         for i, (matrix, bias) in enumerate(dense):
-            if i == 2:
+            if i == 2:  # two encoder convolutions done: through the bottleneck
                 h = self.from_latent(self.to_latent(h))
             h = torch.addmm(bias, h, matrix)
             if i < len(dense) - 1:
