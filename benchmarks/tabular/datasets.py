@@ -43,6 +43,7 @@ __all__ = [
     "adbench_files",
     "data_root",
     "iter_splits",
+    "load_adbench",
     "load_creditcard",
     "select_adbench",
     "split_70_30",
@@ -234,11 +235,15 @@ def select_adbench(names: Sequence[str] | None, root: Path | None = None) -> lis
     return [f for f in files if any(w == f.stem.lower() or w in f.stem.lower() for w in wanted)]
 
 
+def load_adbench(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One ADBench ``.npz`` as ``(X, y)`` (float64, int64)."""
+    with np.load(path) as npz:
+        return npz["X"].astype(np.float64), npz["y"].astype(np.int64)
+
+
 def _adbench(root: Path, seeds: Sequence[int], names: Sequence[str] | None) -> Iterator[Split]:
     for path in select_adbench(names, root):
-        with np.load(path) as npz:
-            X = npz["X"].astype(np.float64)
-            y = npz["y"].astype(np.int64)
+        X, y = load_adbench(path)
         for seed in seeds:
             X_tr, X_te, y_te = _stratified(X, y, seed)
             yield Split("adbench", path.stem, seed, X_tr, X_te, y_te)

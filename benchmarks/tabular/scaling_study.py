@@ -35,6 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -75,13 +76,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 COSINE_EPOCHS = 50
+#: Variant keys that :func:`_patched` applies; the rest are estimator keywords.
+PATCH_KEYS = ("tail", "center_scale", "cosine", "latent_min", "latent_div")
+#: The variant with genad's defaults, against which the report compares the others.
+DEFAULT = "tail3"
 STEM = "tabular-scaling-study"
 
 
 @contextlib.contextmanager
-def _patched(tail: float, center_scale: str | None, cosine: bool, latent_min: int,
-             latent_div: int) -> Iterator[None]:
-    """Apply the study-only settings to genad's modules; restore them on exit."""
+def _patched(tail: float | None = None, center_scale: str | None = None, cosine: bool = False,
+             latent_min: int | None = None, latent_div: int | None = None) -> Iterator[None]:
+    """Apply the study-only settings to genad's modules (None: unchanged); restore on exit."""
     tab = sys.modules["genad.data.tabular"]
     base = sys.modules["genad.models.base"].GenerativeModel
     detector = sys.modules["genad.detector"]
@@ -90,13 +95,11 @@ def _patched(tail: float, center_scale: str | None, cosine: bool, latent_min: in
 
     def sizes(n_features: int) -> tuple[list[int], int]:
         hidden, _ = old_sizes(n_features)
-        return hidden, min(32, max(latent_min, int(n_features) // latent_div))
+        return hidden, min(32, max(latent_min or 2, int(n_features) // (latent_div or 3)))
 
     def mean_std(self: Any, x: np.ndarray) -> tuple[float, float]:
-        center, scale = float(np.mean(x)), float(np.std(x))
-        if scale <= 1e-12:
-            scale = float(np.mean(np.abs(x - center))) or 1.0
-        return center, scale
+        # the adapter's own "standard" statistics, while its transform keeps compressing
+        return old_cs(SimpleNamespace(scaling="standard"), x)
 
     def cosine_step(self: Any, x: torch.Tensor, optimizers: list[Any]) -> Any:
         factor = 0.5 * (1 + math.cos(math.pi * self.epoch / COSINE_EPOCHS))
@@ -106,14 +109,15 @@ def _patched(tail: float, center_scale: str | None, cosine: bool, latent_min: in
                 group["lr"] = group["lr0"] * factor
         return old_step(self, x, optimizers)
 
-    tab._TAIL = tail
+    if tail is not None:
+        tab._TAIL = tail
     if center_scale == "mean-std":
         tab.TabularAdapter._center_scale = mean_std
     elif center_scale is not None:
         raise ValueError(f"unknown center_scale {center_scale!r}")
     if cosine:
         base.train_step = cosine_step
-    if (latent_min, latent_div) != (2, 3):
+    if latent_min is not None or latent_div is not None:
         detector.default_mlp_sizes = sizes
     try:
         yield
@@ -128,17 +132,14 @@ def _data_sets(which: str) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         yield ("creditcard", *ds.load_creditcard())
         return
     for path in ds.adbench_files():
-        with np.load(path) as npz:
-            yield path.stem, npz["X"].astype(np.float64), npz["y"].astype(np.int64)
+        yield (path.stem, *ds.load_adbench(path))
 
 
 def run_one(genad: Any, model: str, name: str, variant: str, seed: int,
             X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Fit one variant on the train-split fit rows; AUROC/AUPRC on the validation rows."""
     kw = dict(VARIANTS[variant])
-    patch = dict(tail=kw.pop("tail", 3.0), center_scale=kw.pop("center_scale", None),
-                 cosine=kw.pop("cosine", False), latent_min=kw.pop("latent_min", 2),
-                 latent_div=kw.pop("latent_div", 3))
+    patch = {k: kw.pop(k) for k in PATCH_KEYS if k in kw}
     cls = {"ae": genad.AutoEncoder, "vae": genad.VAE, "pca-cae": genad.PCAConvAutoEncoder}[model]
     fit, X_val, y_val = validation_split(X, y, seed)
     t0 = time.perf_counter()
@@ -171,23 +172,23 @@ def report(rows: list[dict[str, Any]]) -> str:
                   "| variant | settings | (set, seed) pairs | mean val AUROC | mean val AUPRC |",
                   "| --- | --- | ---: | ---: | ---: |"]
         for v in variants:
-            pairs = [d[v] for d in by_pair.values() if v in d and "tail3" in d]
+            pairs = [d[v] for d in by_pair.values() if v in d and DEFAULT in d]
             if not pairs:
                 continue
             lines.append(
                 f"| `{v}` | `{json.dumps(VARIANTS[v], default=str)}` | {len(pairs)} | "
                 f"{np.mean([p['auroc'] for p in pairs]):.4f} | "
                 f"{np.mean([p['auprc'] for p in pairs]):.4f} |")
-        base_pairs = [d for d in by_pair.values() if "tail3" in d]
-        lines += ["", "Same pairs, the default (`tail3`) alongside each variant:", "",
-                  "| variant | pairs | variant AUROC | `tail3` AUROC | difference |",
+        base_pairs = [d for d in by_pair.values() if DEFAULT in d]
+        lines += ["", f"Same pairs, the default (`{DEFAULT}`) alongside each variant:", "",
+                  f"| variant | pairs | variant AUROC | `{DEFAULT}` AUROC | difference |",
                   "| --- | ---: | ---: | ---: | ---: |"]
         for v in variants:
             both = [d for d in base_pairs if v in d]
-            if v == "tail3" or not both:
+            if v == DEFAULT or not both:
                 continue
             a = np.mean([d[v]["auroc"] for d in both])
-            b = np.mean([d["tail3"]["auroc"] for d in both])
+            b = np.mean([d[DEFAULT]["auroc"] for d in both])
             lines.append(f"| `{v}` | {len(both)} | {a:.4f} | {b:.4f} | {a - b:+.4f} |")
         lines.append("")
     return "\n".join(lines)
