@@ -153,6 +153,7 @@ def load(path: str | Path) -> Detector:
     >>> bool(np.array_equal(genad.load(path).anomaly_score(X), det.anomaly_score(X)))
     True
     """
+    import genad.estimators  # noqa: F401  (defining the detectors registers them)
     from genad.data.tabular import TabularAdapter
     from genad.detector import Detector
 

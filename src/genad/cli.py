@@ -37,8 +37,6 @@ from genad.errors import GenadError, InvalidInputError
 
 __all__ = ["app", "main"]
 
-_SCORE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
 
 def _click_class(name: str) -> type[BaseException]:
     """The click exception class ``name`` that typer uses (vendored or not)."""
@@ -320,20 +318,13 @@ def _score(
     Output rows are in the order of DATA. Columns the model does not use (a label,
     an id) are ignored.
     """
-    kind = _SCORE_SUFFIXES.get(out.suffix.lower())
-    if kind is None:
-        raise InvalidInputError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    from genad.scoring import score_file
+
     detector = _load(model_path)
-    df = _read(data)
-    table = detector.explain(df, top_k=top_k).reset_index(drop=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "csv":
-        table.to_csv(out, index=False)
-    else:
-        table.to_parquet(out, index=False)
-    n_flagged = int(table["is_anomaly"].sum())
-    typer.echo(f"scored {len(table):,} rows; flagged {n_flagged:,} "
-               f"({n_flagged / len(table):.2%}) above threshold {detector.threshold_:.6g}")
+    summary = score_file(detector, data, out, top_k=top_k)
+    n_flagged, n_rows = summary.n_flagged, summary.n_rows
+    typer.echo(f"scored {n_rows:,} rows; flagged {n_flagged:,} "
+               f"({n_flagged / max(1, n_rows):.2%}) above threshold {detector.threshold_:.6g}")
     typer.echo(f"wrote {out}")
 
 

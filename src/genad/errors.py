@@ -14,6 +14,7 @@ __all__ = [
     "ModelFormatError",
     "TrainingDivergedError",
     "NotFittedError",
+    "OutputError",
     "GenadWarning",
     "CalibrationWarning",
 ]
@@ -37,6 +38,20 @@ class TrainingDivergedError(GenadError, RuntimeError):
 
 class NotFittedError(GenadError, _SklearnNotFittedError):
     """A method that needs a fitted detector was called before ``fit``."""
+
+
+class OutputError(GenadError, OSError):
+    """An output file (a model, a score table, a report) could not be written.
+
+    The message names the path; ``filename`` holds it too, as for any ``OSError``.
+    """
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.filename = None if path is None else str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class GenadWarning(UserWarning):
