@@ -279,7 +279,7 @@ def test_bad_model_parameters_raise_naming_them(name, params, make_detector, tab
 def test_dropout_is_used_in_training_and_off_when_scoring(model_name, make_detector, table,
                                                           tmp_path):
     det = make_detector(model_name, dropout=0.3).fit(table)
-    drops = [m for m in det.model_.modules() if isinstance(m, torch.nn.Dropout)]
+    drops = [m for m in det.model_.modules() if type(m).__name__ == "Dropout"]
     assert drops and all(m.p == 0.3 for m in drops)
     first = det.anomaly_score(table)
     np.testing.assert_array_equal(first, det.anomaly_score(table))  # eval mode: no dropout

@@ -18,6 +18,7 @@ Every detector follows one contract (scikit-learn compatible):
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,10 @@ from genad.training import (
 )
 
 __all__ = ["Detector", "top_contributions"]
+
+#: held while a fit seeds the global torch RNG to initialise its network: weight
+#: initialisation draws from that RNG, which every thread shares
+_SEEDED_INIT = threading.Lock()
 
 
 def _rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -284,19 +289,17 @@ class Detector(BaseEstimator):
         n_features = z.shape[1]
         self.hidden_sizes_, self.latent_dim_ = self._architecture(n_features)
         epochs = self.epochs or auto_epochs(len(z_train), self.batch_size)
+        with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self._build_model(n_features)
+            noise_state = torch.get_rng_state()
         config = TrainConfig(
             epochs=epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             weight_decay=self.weight_decay, patience=self.patience, device=self.device,
             verbose=self.verbose, random_state=seed, description=f"genad {type(self).__name__}",
+            noise_state=noise_state,
         )
-        t_train = torch.from_numpy(z_train)
-        t_val = torch.from_numpy(z_val)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            if torch.cuda.is_available():
-                torch.cuda.manual_seed_all(seed)
-            model = self._build_model(n_features)
-            history = train_model(model, t_train, t_val, config)
+        history = train_model(model, torch.from_numpy(z_train), torch.from_numpy(z_val), config)
         self.adapter_ = adapter
         self.model_ = model
         self.history_ = history

@@ -39,6 +39,11 @@ class TrainConfig:
     verbose: int = 1
     random_state: int | None = None
     description: str = "training"
+    #: CPU RNG state that the training noise (dropout, corruption, sampling) starts from;
+    #: default: a generator seeded with ``random_state``. The detector passes the global
+    #: RNG's state right after seeded initialisation, so noise follows the stream it
+    #: always did while no longer touching the RNG other threads share.
+    noise_state: torch.Tensor | None = None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -158,8 +163,15 @@ def train_model(
     """
     device = resolve_device(config.device)
     model.to(device)
+    seed = 0 if config.random_state is None else int(config.random_state)
     gen = torch.Generator()
-    gen.manual_seed(0 if config.random_state is None else int(config.random_state))
+    gen.manual_seed(seed)
+    noise = torch.Generator(device=device)
+    if device.type == "cpu" and config.noise_state is not None:
+        noise.set_state(config.noise_state)
+    else:
+        noise.manual_seed(seed)
+    model.set_generator(noise)
     model.setup(x_train.to(device))
     optimizers = model.configure_optimizers(config.learning_rate, config.weight_decay)
     n = x_train.shape[0]
@@ -229,6 +241,7 @@ def train_model(
                 break
     finally:
         threads.__exit__()
+        model.set_generator(None)
         if prog is not None:
             prog.stop()
     model.load_state_dict(best_state)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel
+from genad.nets.noise import rand_like, randn_like
 
 __all__ = ["AutoEncoderModel"]
 
@@ -57,9 +58,9 @@ class AutoEncoderModel(GenerativeModel):
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         if self.noise_std > 0:
-            x = x + self.noise_std * torch.randn_like(x)
+            x = x + self.noise_std * randn_like(x, self.generator)
         if self.mask_prob > 0:
-            x = x * (torch.rand_like(x) >= self.mask_prob)
+            x = x * (rand_like(x, self.generator) >= self.mask_prob)
         return x
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

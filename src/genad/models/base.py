@@ -19,6 +19,16 @@ class GenerativeModel(nn.Module):
 
     #: set by the loop before each epoch (0-based), for schedules such as KL warm-up
     epoch: int = 0
+    #: per-fit source of training noise (see :mod:`genad.nets.noise`); set by the loop
+    generator: torch.Generator | None = None
+
+    def set_generator(self, generator: torch.Generator | None) -> None:
+        """Draw every random number of training from ``generator`` (this model and every
+        submodule with a ``generator`` attribute, such as :class:`genad.nets.noise.Dropout`).
+        """
+        for module in self.modules():
+            if hasattr(module, "generator"):
+                module.generator = generator
 
     def setup(self, x_train: torch.Tensor) -> None:  # noqa: B027 - optional hook
         """Data-dependent initialisation before training (e.g. fitting PCA)."""

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel
+from genad.nets.noise import randn_like
 
 __all__ = ["VAEModel"]
 
@@ -94,7 +95,7 @@ class VAEModel(GenerativeModel):
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * randn_like(mu, self.generator)
         mean, out_logvar = self.decode(z)
         nll = self._nll(x, mean, out_logvar).sum(dim=1).mean()
         kl = self._kl(mu, logvar).mean()

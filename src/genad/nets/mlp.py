@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from genad.nets.noise import Dropout
+
 __all__ = ["mlp", "default_mlp_sizes", "ACTIVATIONS"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -51,7 +53,7 @@ def mlp(
                 layers.append(nn.BatchNorm1d(int(b)))
             layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 
