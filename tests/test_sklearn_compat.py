@@ -21,7 +21,7 @@ import genad
 
 _Y_IS_LABELS = (
     "fit(X, y) reads y as anomaly labels (0 = normal, 1 = anomaly; rows with y == 1 are left "
-    "out of training, DESIGN.md). This check passes class labels with values such as 2 or 3, "
+    "out of training; docs/contract.md). This check passes class labels with values such as 2 or 3, "
     "which genad rejects with InvalidInputError. The check passes once y is ignored: see "
     "test_label_blind_estimator_checks."
 )
@@ -59,7 +59,7 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
     # predictions are 1 = anomaly / 0 = normal (by design)
     "check_outliers_train": (
         "predict returns 1 = anomaly and 0 = normal, like the labels of every data set and "
-        "PyOD (DESIGN.md), not scikit-learn's -1/+1 outlier tags; the check also reads "
+        "PyOD (docs/contract.md), not scikit-learn's -1/+1 outlier tags; the check also reads "
         "offset_, which genad does not define (decision_function = threshold_ - "
         "anomaly_score)."
     ),
