@@ -21,8 +21,8 @@ import genad
 
 _Y_IS_LABELS = (
     "fit(X, y) reads y as anomaly labels (0 = normal, 1 = anomaly; rows with y == 1 are left "
-    "out of training; docs/contract.md). This check passes class labels with values such as 2 or 3, "
-    "which genad rejects with InvalidInputError. The check passes once y is ignored: see "
+    "out of training; docs/contract.md). This check passes class labels with values such as "
+    "2 or 3, which genad rejects with InvalidInputError. The check passes once y is ignored: see "
     "test_label_blind_estimator_checks."
 )
 _Y_IS_LABELS_BINARY = (

@@ -7,7 +7,7 @@ untouched, and no stray temporary file is left behind.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +15,19 @@ from pathlib import Path
 from genad.errors import OutputError
 
 __all__ = ["atomic_path"]
+
+
+def _new_temporary(path: Path) -> Path:
+    """Create an empty, unique temporary file beside ``path`` with the umask's mode (as
+    any new file gets; ``tempfile.mkstemp`` would make it private to its owner)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 @contextmanager
@@ -40,11 +53,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise OutputError(f"cannot write {path}: it is a folder", path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        tmp = _new_temporary(path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}", path) from exc
-    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)
