@@ -369,10 +369,11 @@ def _detector(doc: dict[str, Any]) -> Detector:
         raise DocumentError(f"params.{unknown[0]} is not a parameter of {cls.__name__}")
     _check_adapter_params(params)
     device = params.pop("device", "auto")
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise DocumentError(f"params.device {device!r} is not a torch device") from None
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise DocumentError(f"params.device {device!r} is not a torch device") from None
     det = cls(**params, device="cpu")  # a model trained on a GPU loads on any machine
     try:
         det._check_params()

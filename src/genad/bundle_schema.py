@@ -39,6 +39,8 @@ SCALINGS = ("robust", "standard")
 MISSING_POLICIES = ("impute", "raise")
 INPUT_KINDS = ("dataframe", "array")
 SIGNATURE_ALGORITHMS = ("hmac-sha256",)
+#: newest ``adapter.version`` (:meth:`genad.data.TabularAdapter.get_state`; absent: 1)
+ADAPTER_STATE_VERSION = 2
 _MAX_SIZE = 2**31 - 1  # layer widths, counts: anything larger cannot be a real network
 
 Check = Callable[[Any, str], None]
@@ -112,6 +114,12 @@ def scalar(value: Any, where: str) -> None:
     """A JSON string, number or boolean (not null, a list or an object)."""
     if not isinstance(value, (str, int, float)):  # bool is an int
         raise _fail(where, "a string, number or boolean", value)
+
+
+def category(value: Any, where: str) -> None:
+    """A category: a JSON string, number or boolean, or null (the missing category)."""
+    if value is not None and not isinstance(value, (str, int, float)):
+        raise _fail(where, "a string, number, boolean or null", value)
 
 
 def hexdigest(value: Any, where: str) -> None:
@@ -211,7 +219,7 @@ _COLUMN = obj({
     "name": string,
     "kind": enum(*COLUMN_KINDS),
     "indicator": boolean,
-    "categories": list_of(scalar, unique=True),
+    "categories": list_of(category, unique=True),
     "median": _FINITE,
 })
 
@@ -227,7 +235,7 @@ _ADAPTER = obj({
     "input_columns": list_of(string, min_len=1, unique=True),
     "dropped_columns": list_of(string, unique=True),
     "columns": list_of(_COLUMN, min_len=1),
-})
+}, {"version": integer(1, ADAPTER_STATE_VERSION)})
 
 _FITTED = obj({
     "hidden_sizes_": list_of(_SIZE),
@@ -344,8 +352,8 @@ def _check_adapter(adapter: dict[str, Any], fitted: dict[str, Any],
             raise DocumentError(f"{where}.categories is empty for a categorical column")
         if col["kind"] != "categorical" and col["categories"]:
             raise DocumentError(f"{where}.categories must be empty for a {col['kind']} column")
-        if col["kind"] != "numeric" and col["indicator"]:
-            raise DocumentError(f"{where}.indicator must be false for a {col['kind']} column")
+        if col["kind"] == "categorical" and col["indicator"]:  # missing is a category there
+            raise DocumentError(f"{where}.indicator must be false for a categorical column")
     for name in adapter["dropped_columns"]:
         if name not in known or name in used:
             raise DocumentError(
