@@ -490,6 +490,7 @@ _NAN = float("nan")
     ("params.batch_size", -1, "batch_size"),
     ("params.evil", 1, r"params\.evil is not a parameter"),
     ("params.hidden_sizes", {"a": 1}, "params.hidden_sizes"),
+    ("params.categorical_columns", "kind", "params.categorical_columns"),
     ("params.device", "no-such-device", "params.device"),
     ("detector", 5, "a string"),
     ("detector", "Detector", "unknown detector class"),

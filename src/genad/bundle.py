@@ -69,6 +69,8 @@ _DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
            torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
            torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
 _EDITED = "the file is damaged or was edited; save or train the model again"
+#: a tensor's expected dtype name and shape (None: any 1-D shape with at least one entry)
+Spec = tuple[str, tuple[int, ...] | None]
 
 
 def _jsonable(value: Any) -> Any:
@@ -250,7 +252,12 @@ def read_document(path: str | Path, *, key: str | bytes | None = None) -> dict[s
             f"{path} uses model format {version}, newer than this genad reads "
             f"({FORMAT_VERSION}); upgrade genad"
         )
-    if doc.get("document_sha256") != _document_digest(doc):
+    try:
+        digest = _document_digest(doc)
+    except RecursionError:  # parsed just below the parser's depth limit
+        raise ModelFormatError(f"{path}: the model document is corrupt (nested too deeply)"
+                               ) from None
+    if doc.get("document_sha256") != digest:
         raise ModelFormatError(f"{path}: the model document was modified (checksum mismatch)")
     try:
         validate_document(doc)
@@ -403,14 +410,12 @@ def _check_adapter_params(params: dict[str, Any]) -> None:
             raise DocumentError(f"params.{name} must be one of {', '.join(map(repr, choices))}, "
                                 f"got {params[name]!r}")
     columns = params.get("categorical_columns")
-    if columns is not None and not all(isinstance(c, str) for c in columns):
+    if columns is not None and not (isinstance(columns, list)
+                                    and all(isinstance(c, str) for c in columns)):
         raise DocumentError("params.categorical_columns must be a list of column names")
 
 
 # --------------------------------------------------------- tensor headers
-Spec = tuple[str, tuple[int, ...] | None]  # dtype name, shape (None: any 1-D, non-empty)
-
-
 def _header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Each tensor's dtype and shape, from the safetensors header (no data read)."""
     try:
