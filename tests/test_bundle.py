@@ -5,20 +5,21 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 import genad
 import genad.bundle
 from genad.bundle import FORMAT_VERSION, _document_digest, read_document
-from genad.errors import ModelFormatError
+from genad.errors import GenadError, InvalidInputError, ModelFormatError, OutputError
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +318,362 @@ def test_a_pickle_file_is_refused_without_being_executed(tmp_path):
     with pytest.raises(ModelFormatError):
         genad.load(path)
     assert not marker.exists()
+
+
+# ------------------------------------------------- edits with recomputed digests
+def _forge(src, dst, edit=None, edit_tensors=None):
+    """The "recomputed digests" attack: edit a bundle's document and/or tensors, then
+    recompute both digests, so only the schema and shape checks can catch the edit."""
+    meta, tensors = _metadata_and_tensors(src)
+    doc = json.loads(meta["genad"])
+    if edit_tensors is not None:
+        edit_tensors(tensors)
+    if edit is not None:
+        edit(doc)
+    doc["tensor_sha256"] = genad.bundle._tensor_digest(tensors)
+    doc["document_sha256"] = _document_digest(doc)
+    save_file(tensors, str(dst), metadata={"genad": json.dumps(doc)})
+    return dst
+
+
+def _set(where, value):
+    """An edit setting ``doc[k1][k2]... = value`` for a dotted path (``columns.0`` indexes)."""
+    *parents, last = where.split(".")
+
+    def edit(doc):
+        node = doc
+        for k in parents:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        node[int(last) if isinstance(node, list) else last] = value
+
+    return edit
+
+
+def test_forge_helper_keeps_an_unedited_bundle_loadable(bundle_path, tmp_path, table):
+    det = genad.load(_forge(bundle_path, tmp_path / "same.genad"))
+    np.testing.assert_array_equal(det.anomaly_score(table), genad.load(bundle_path)
+                                  .anomaly_score(table))
+
+
+def test_nan_threshold_is_refused(bundle_path, tmp_path):
+    path = _forge(bundle_path, tmp_path / "nan.genad", _set("fitted.threshold_", float("nan")))
+    with pytest.raises(ModelFormatError, match=r"nan\.genad.*fitted\.threshold_.*finite"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("name", ["anomaly_score", "model_", "calibrate", "extra_"])
+def test_unknown_fitted_key_is_refused_not_set(bundle_path, tmp_path, name):
+    path = _forge(bundle_path, tmp_path / "extra.genad", _set(f"fitted.{name}", 1))
+    with pytest.raises(ModelFormatError, match=rf"fitted\.{name} is not a known field"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("where", ["evil", "adapter.evil", "adapter.params.evil",
+                                   "adapter.columns.0.evil", "history.evil", "versions.evil",
+                                   "signature"])
+def test_unknown_keys_are_refused_at_every_level(bundle_path, tmp_path, where):
+    path = _forge(bundle_path, tmp_path / "key.genad", _set(where, 1))
+    name = re.escape(where.replace(".0.", "[0]."))
+    with pytest.raises(ModelFormatError, match=name):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("name,change", [
+    ("center", lambda t: torch.cat([t, t])),
+    ("center", lambda t: t[:1]),
+    ("scale", lambda t: torch.cat([t, t[:1]])),
+])
+def test_adapter_arrays_of_the_wrong_length_are_refused(bundle_path, tmp_path, name, change):
+    def edit_tensors(tensors):
+        tensors[f"adapter.{name}"] = change(tensors[f"adapter.{name}"]).contiguous()
+
+    path = _forge(bundle_path, tmp_path / "len.genad", edit_tensors=edit_tensors)
+    with pytest.raises(ModelFormatError, match=rf"adapter\.{name}.*shape"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("where", ["adapter.params.scaling", "params.scaling",
+                                   "adapter.params.missing", "params.missing"])
+def test_unknown_scaling_or_missing_policy_is_refused(bundle_path, tmp_path, where):
+    path = _forge(bundle_path, tmp_path / "evil.genad", _set(where, "evil"))
+    with pytest.raises(ModelFormatError, match=rf"{re.escape(where)} must be one of"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("version", [-1, 0, True, 1.0, "1", None])
+def test_format_version_must_be_a_known_positive_integer(bundle_path, tmp_path, version):
+    path = _forge(bundle_path, tmp_path / "fmt.genad", _set("genad_format", version))
+    with pytest.raises(ModelFormatError, match="genad_format"):
+        genad.load(path)
+    with pytest.raises(ModelFormatError, match="genad_format"):
+        read_document(path)
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+@pytest.mark.parametrize("hidden", [[20000, 20000], [1] * 100_000])
+def test_a_huge_network_is_refused_before_anything_is_allocated(bundle_path, tmp_path,
+                                                                monkeypatch, hidden):
+    """A 5 KB file claiming a 20000 x 20000 network (or 100,000 layers) is refused from
+    the tensor header, before any network is built outside the meta device."""
+    def edit(doc):
+        doc["fitted"]["hidden_sizes_"] = hidden
+        doc["params"]["hidden_sizes"] = hidden
+
+    path = _forge(bundle_path, tmp_path / "huge.genad", edit)
+    assert path.stat().st_size < 2_000_000
+    builds = []
+    original = genad.AutoEncoder._build_model
+
+    def spy(self, n_features):
+        device = torch.get_default_device().type
+        builds.append(device)
+        if device != "meta":
+            raise AssertionError("a network was built before the tensor shapes were checked")
+        return original(self, n_features)
+
+    monkeypatch.setattr(genad.AutoEncoder, "_build_model", spy)
+    before = _rss_mb()
+    with pytest.raises(ModelFormatError, match="huge.genad"):
+        genad.load(path)
+    assert "cpu" not in builds
+    assert _rss_mb() - before < 500  # 20000 x 20000 float32 weights alone are 1.6 GB
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"a string"', "42", "[" * 100_000 + "]" * 100_000,
+                                  '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_a_document_that_is_not_an_object_is_refused(bundle_path, tmp_path, text):
+    _, tensors = _metadata_and_tensors(bundle_path)
+    path = tmp_path / "shape.genad"
+    save_file(tensors, str(path), metadata={"genad": text})
+    with pytest.raises(ModelFormatError, match="shape.genad.*corrupt"):
+        genad.load(path)
+    with pytest.raises(ModelFormatError):
+        read_document(path)
+
+
+_NAN = float("nan")
+
+
+@pytest.mark.parametrize("where,value,message", [
+    ("fitted.threshold_", float("inf"), "finite"),
+    ("fitted.threshold_", "1.0", "finite"),
+    ("fitted.threshold_", None, "finite"),
+    ("fitted.threshold_method_", "evil", "one of"),
+    ("fitted.threshold_setting_", 2.0, r"in \(0, 1\)"),
+    ("fitted.hidden_sizes_", [0], "integer"),
+    ("fitted.hidden_sizes_", "16", "a list"),
+    ("fitted.hidden_sizes_", [1.5], "integer"),
+    ("fitted.latent_dim_", True, "integer"),
+    ("fitted.latent_dim_", 0, "integer"),
+    ("fitted.n_features_in_", 99, "adapter.input_columns"),
+    ("fitted.n_epochs_", 1000, "history"),
+    ("history.train_loss.0", _NAN, "finite"),
+    ("history.epoch_seconds.0", -1.0, ">= 0"),
+    ("history.best_epoch", 10_000, "epoch"),
+    ("history.device", 5, "a string"),
+    ("history", [], "an object"),
+    ("adapter.columns.0.kind", "evil", "one of"),
+    ("adapter.columns.0.median", _NAN, "finite"),
+    ("adapter.columns.0.name", "nope", "not an input column"),
+    ("adapter.columns.0.categories", [{"a": 1}], "a string, number"),
+    ("adapter.version", 99, "adapter.version"),
+    ("adapter.columns.0.indicator", "yes", "true or false"),
+    ("adapter.input_kind", "evil", "one of"),
+    ("adapter.dropped_columns", ["nope"], "not an unused input column"),
+    ("adapter.columns", [], "at least 1"),
+    ("feature_names_in", ["x"], "feature_names_in"),
+    ("params.batch_size", -1, "batch_size"),
+    ("params.evil", 1, r"params\.evil is not a parameter"),
+    ("params.hidden_sizes", {"a": 1}, "params.hidden_sizes"),
+    ("params.categorical_columns", "kind", "params.categorical_columns"),
+    ("params.device", "no-such-device", "params.device"),
+    ("detector", 5, "a string"),
+    ("detector", "Detector", "unknown detector class"),
+    ("versions.genad", 1, "a string"),
+])
+def test_invalid_document_fields_are_refused(bundle_path, tmp_path, where, value, message):
+    path = _forge(bundle_path, tmp_path / "field.genad", _set(where, value))
+    with pytest.raises(ModelFormatError, match=message):
+        genad.load(path)
+
+
+def test_categories_of_a_numeric_column_are_refused(bundle_path, tmp_path):
+    path = _forge(bundle_path, tmp_path / "cats.genad", _set("adapter.columns.0.categories",
+                                                            ["x"]))
+    with pytest.raises(ModelFormatError, match="must be empty for a numeric column"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("name,value", [("adapter.scale", 0.0), ("adapter.scale", -1.0),
+                                        ("adapter.scale", _NAN), ("adapter.center", np.inf),
+                                        ("calibration.scores", _NAN)])
+def test_non_finite_or_non_positive_arrays_are_refused(bundle_path, tmp_path, name, value):
+    def edit_tensors(tensors):
+        tensors[name] = tensors[name].clone()
+        tensors[name][0] = value
+
+    path = _forge(bundle_path, tmp_path / "values.genad", edit_tensors=edit_tensors)
+    with pytest.raises(ModelFormatError, match=re.escape(name)):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("shape", [(0,), (4, 2)])
+def test_calibration_scores_must_be_one_dimensional_and_non_empty(bundle_path, tmp_path, shape):
+    def edit_tensors(tensors):
+        tensors["calibration.scores"] = torch.ones(shape, dtype=torch.float64)
+
+    path = _forge(bundle_path, tmp_path / "cal.genad", edit_tensors=edit_tensors)
+    with pytest.raises(ModelFormatError, match="calibration.scores.*1-D"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("change", ["dtype", "extra", "missing"])
+def test_network_tensors_must_match_the_described_network(bundle_path, tmp_path, change):
+    def edit_tensors(tensors):
+        name = next(k for k in sorted(tensors) if k.startswith("model."))
+        if change == "dtype":
+            tensors[name] = tensors[name].double()
+        elif change == "extra":
+            tensors["model.evil"] = torch.zeros(2)
+        else:
+            del tensors[name]
+
+    path = _forge(bundle_path, tmp_path / "net.genad", edit_tensors=edit_tensors)
+    with pytest.raises(ModelFormatError, match="tensor 'model"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda", "cuda:1"])
+def test_a_model_trained_on_any_device_loads_on_the_cpu(bundle_path, tmp_path, table, device):
+    path = _forge(bundle_path, tmp_path / "gpu.genad", _set("params.device", device))
+    det = genad.load(path)
+    assert det.device == device
+    assert all(p.device.type == "cpu" for p in det.model_.parameters())
+    np.testing.assert_array_equal(det.anomaly_score(table),
+                                  genad.load(bundle_path).anomaly_score(table))
+
+
+def test_loaded_detector_has_only_the_attributes_a_fit_sets(bundle_path, fitted_factory):
+    det = genad.load(bundle_path)
+    fitted = set(vars(fitted_factory("ae")))
+    assert set(vars(det)) <= fitted
+    assert fitted - set(vars(det)) <= {"train_scores_"}
+
+
+# ------------------------------------------------------------ older files
+_FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", sorted(genad.MODELS))
+def test_format1_bundles_written_before_validation_still_load(name):
+    """Written by the original bundle code (tests/fixtures/make_format1_bundles.py)."""
+    import pandas as pd
+
+    expected = json.loads((_FIXTURES / "format1-scores.json").read_text())[name]
+    det = genad.load(_FIXTURES / f"format1-{name}.genad")
+    assert isinstance(det, genad.MODELS[name])
+    assert det.threshold_ == expected["threshold"]
+    probe = pd.read_csv(_FIXTURES / "format1-input.csv")
+    np.testing.assert_allclose(det.anomaly_score(probe), expected["scores"], rtol=1e-5,
+                               atol=1e-7)
+
+
+# ---------------------------------------------------------------- signing
+@pytest.fixture(scope="module")
+def signed_path(tmp_path_factory, fitted_factory):
+    return fitted_factory("ae").save(tmp_path_factory.mktemp("signed") / "m.genad",
+                                     key="s3cret")
+
+
+def test_signed_bundle_loads_with_its_key_as_str_or_bytes(signed_path, table, fitted_factory):
+    want = fitted_factory("ae").anomaly_score(table)
+    for key in ("s3cret", b"s3cret"):
+        np.testing.assert_array_equal(genad.load(signed_path, key=key).anomaly_score(table),
+                                      want)
+    signature = read_document(signed_path, key="s3cret")["signature"]
+    assert signature["alg"] == "hmac-sha256" and len(signature["value"]) == 64
+
+
+def test_signed_bundle_loads_without_a_key(signed_path, table, fitted_factory):
+    np.testing.assert_array_equal(genad.load(signed_path).anomaly_score(table),
+                                  fitted_factory("ae").anomaly_score(table))
+
+
+def test_a_key_refuses_an_unsigned_bundle(bundle_path):
+    with pytest.raises(ModelFormatError, match="model.genad is not signed"):
+        genad.load(bundle_path, key="s3cret")
+    with pytest.raises(ModelFormatError, match="not signed"):
+        read_document(bundle_path, key="s3cret")
+
+
+def test_a_key_refuses_a_bundle_signed_with_another_key(signed_path):
+    with pytest.raises(ModelFormatError, match="signature does not match"):
+        genad.load(signed_path, key="other")
+
+
+def test_signature_catches_an_edit_that_the_digests_miss(signed_path, tmp_path):
+    path = _forge(signed_path, tmp_path / "edited.genad",
+                  _set("fitted.threshold_", 1e9))  # a valid value: only the key can tell
+    assert genad.load(path).threshold_ == 1e9
+    with pytest.raises(ModelFormatError, match="signature does not match"):
+        genad.load(path, key="s3cret")
+
+
+def test_signature_covers_the_tensors(signed_path, tmp_path):
+    def edit_tensors(tensors):
+        tensors["calibration.scores"] = tensors["calibration.scores"] * 0 + 1
+
+    path = _forge(signed_path, tmp_path / "tensors.genad", edit_tensors=edit_tensors)
+    genad.load(path)  # the digests were recomputed
+    with pytest.raises(ModelFormatError, match="signature does not match"):
+        genad.load(path, key="s3cret")
+
+
+def test_a_malformed_signature_is_refused_without_a_key(signed_path, tmp_path):
+    path = _forge(signed_path, tmp_path / "sig.genad", _set("signature.alg", "none"))
+    with pytest.raises(ModelFormatError, match=r"signature\.alg"):
+        genad.load(path)
+
+
+@pytest.mark.parametrize("key", ["", b"", 5])
+def test_an_empty_or_non_text_key_is_refused(fitted_factory, tmp_path, key):
+    with pytest.raises(InvalidInputError, match="key"):
+        fitted_factory("ae").save(tmp_path / "k.genad", key=key)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- save errors
+def test_save_under_a_regular_file_raises_output_error(fitted_factory, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not-a-folder") as info:
+        fitted_factory("ae").save(blocker / "m.genad")
+    assert isinstance(info.value, OSError) and isinstance(info.value, GenadError)
+    assert info.value.filename == str(blocker / "m.genad")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_save_on_a_read_only_filesystem_raises_output_error(fitted_factory):
+    with pytest.raises(OutputError, match="/proc/genad-test.genad"):
+        fitted_factory("ae").save("/proc/genad-test.genad")
+
+
+def test_a_failing_write_raises_output_error_and_leaves_no_temporary_file(
+        fitted_factory, tmp_path, monkeypatch):
+    old = fitted_factory("ae").save(tmp_path / "m.genad")
+    before = old.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    monkeypatch.setattr(genad.bundle, "save_file", disk_full)
+    with pytest.raises(OutputError, match=r"m\.genad.*No space left"):
+        fitted_factory("ae").save(tmp_path / "m.genad")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.genad"]  # no *.tmp
+    assert old.read_bytes() == before  # the previous model is untouched

@@ -471,12 +471,30 @@ class Detector(BaseEstimator):
         return self
 
     # ---------------------------------------------------------------- I/O
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted detector to one ``.genad`` file (safetensors, no pickle)."""
+    def save(self, path: str | Path, *, key: str | bytes | None = None) -> Path:
+        """Write the fitted detector to one ``.genad`` file (safetensors, no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            Target file; ``.genad`` is appended when missing, folders are created.
+        key : str or bytes, optional
+            Sign the file (HMAC-SHA256); ``genad.load(path, key=key)`` then checks it.
+
+        Returns
+        -------
+        Path
+            The written file.
+
+        Raises
+        ------
+        OutputError
+            The file cannot be written; the message names the path.
+        """
         from genad.bundle import save_detector
 
         self._check_fitted()
-        return save_detector(self, path)
+        return save_detector(self, path, key=key)
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         return super().__repr__(N_CHAR_MAX)

@@ -1,0 +1,385 @@
+"""The schema of the JSON document inside a ``.genad`` bundle.
+
+Every field a loader reads is listed here with its type, range or allowed values;
+a key that is not listed is refused, at every level. :func:`validate_document` checks
+a parsed document against the schema and the fields against each other (one length per
+epoch, column names that exist, ...). It raises :class:`DocumentError` naming the field,
+for example ``fitted.threshold_ must be a finite number, got nan``.
+
+The checks here need nothing but the document. What needs the detector class (its
+parameters) or the tensors (their shapes and values) is checked by
+:func:`genad.bundle.load`, before any network is built. ``docs/bundle.md`` describes the
+whole format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from genad.errors import ModelFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "THRESHOLD_METHODS",
+    "DocumentError",
+    "validate_document",
+    "encoded_width",
+    "numeric_columns",
+]
+
+#: the newest document format this genad reads and the one it writes
+FORMAT_VERSION = 1
+#: how ``threshold_`` was set (see :meth:`genad.Detector.calibrate`)
+THRESHOLD_METHODS = ("target_fpr", "contamination", "f1_optimal")
+COLUMN_KINDS = ("numeric", "boolean", "categorical")
+SCALINGS = ("robust", "standard")
+MISSING_POLICIES = ("impute", "raise")
+INPUT_KINDS = ("dataframe", "array")
+SIGNATURE_ALGORITHMS = ("hmac-sha256",)
+#: newest ``adapter.version`` (:meth:`genad.data.TabularAdapter.get_state`; absent: 1)
+ADAPTER_STATE_VERSION = 2
+_MAX_SIZE = 2**31 - 1  # layer widths, counts: anything larger cannot be a real network
+
+Check = Callable[[Any, str], None]
+
+
+class DocumentError(ModelFormatError):
+    """A field of the model document is missing, unknown, of the wrong type or out of range."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fail(where: str, what: str, value: Any) -> DocumentError:
+    return DocumentError(f"{where} must be {what}, got {_short(value)}")
+
+
+# ------------------------------------------------------------- field checks
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def integer(low: int = 0, high: int = _MAX_SIZE) -> Check:
+    """An int (not a bool) in ``[low, high]``."""
+
+    def check(value: Any, where: str) -> None:
+        if not (_is_int(value) and low <= value <= high):
+            raise _fail(where, f"an integer in [{low}, {high}]", value)
+
+    return check
+
+
+def number(*, low: float | None = None, open_range: tuple[float, float] | None = None) -> Check:
+    """A finite int or float, ``>= low``, or inside the open interval ``open_range``."""
+
+    def check(value: Any, where: str) -> None:
+        ok = _is_number(value) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value >= low
+        if ok and open_range is not None:
+            ok = open_range[0] < value < open_range[1]
+        if not ok:
+            what = "a finite number"
+            if low is not None:
+                what += f" >= {low:g}"
+            if open_range is not None:
+                what += f" in ({open_range[0]:g}, {open_range[1]:g})"
+            raise _fail(where, what, value)
+
+    return check
+
+
+def boolean(value: Any, where: str) -> None:
+    """``true`` or ``false``."""
+    if not isinstance(value, bool):
+        raise _fail(where, "true or false", value)
+
+
+def string(value: Any, where: str) -> None:
+    """A JSON string."""
+    if not isinstance(value, str):
+        raise _fail(where, "a string", value)
+
+
+def scalar(value: Any, where: str) -> None:
+    """A JSON string, number or boolean (not null, a list or an object)."""
+    if not isinstance(value, (str, int, float)):  # bool is an int
+        raise _fail(where, "a string, number or boolean", value)
+
+
+def category(value: Any, where: str) -> None:
+    """A category: a JSON string, number or boolean, or null (the missing category)."""
+    if value is not None and not isinstance(value, (str, int, float)):
+        raise _fail(where, "a string, number, boolean or null", value)
+
+
+def hexdigest(value: Any, where: str) -> None:
+    """64 lower-case hexadecimal digits (a SHA-256 digest)."""
+    if not (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+        raise _fail(where, "64 hexadecimal digits", value)
+
+
+def enum(*choices: str) -> Check:
+    """One of ``choices``."""
+
+    def check(value: Any, where: str) -> None:
+        if not (isinstance(value, str) and value in choices):
+            raise _fail(where, "one of " + ", ".join(repr(c) for c in choices), value)
+
+    return check
+
+
+def nullable(inner: Check) -> Check:
+    """``null`` or a value that passes ``inner``."""
+
+    def check(value: Any, where: str) -> None:
+        if value is not None:
+            inner(value, where)
+
+    return check
+
+
+def list_of(item: Check, *, min_len: int = 0, unique: bool = False) -> Check:
+    """A list of at least ``min_len`` items that each pass ``item``."""
+
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, list) or len(value) < min_len:
+            what = "a list" + (f" of at least {min_len} item(s)" if min_len else "")
+            raise _fail(where, what, value)
+        for i, v in enumerate(value):
+            item(v, f"{where}[{i}]")
+        if unique:
+            seen: set[Any] = set()
+            for v in value:
+                marker = (type(v), v)
+                if marker in seen:
+                    raise DocumentError(f"{where} lists {_short(v)} twice")
+                seen.add(marker)
+
+    return check
+
+
+def obj(required: Mapping[str, Check], optional: Mapping[str, Check] | None = None) -> Check:
+    """A JSON object with exactly the ``required`` keys and any of the ``optional`` ones."""
+    optional = dict(optional or {})
+
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise _fail(where, "an object", value)
+        for k in value:
+            if k not in required and k not in optional:
+                raise DocumentError(f"{_join(where, k)} is not a known field of {where}")
+        for k, inner in required.items():
+            if k not in value:
+                raise DocumentError(f"{_join(where, k)} is missing")
+            inner(value[k], _join(where, k))
+        for k, inner in optional.items():
+            if k in value:
+                inner(value[k], _join(where, k))
+
+    return check
+
+
+def _join(where: str, key: str) -> str:
+    return key if where == "the document" else f"{where}.{key}"
+
+
+def _param_value(value: Any, where: str) -> None:
+    """A constructor argument: null, a scalar, or a list of scalars."""
+    if value is None:
+        return
+    if isinstance(value, list):
+        list_of(scalar)(value, where)
+    else:
+        scalar(value, where)
+
+
+def _params(value: Any, where: str) -> None:
+    """The detector's parameters; their names and values are checked by the detector."""
+    if not isinstance(value, dict):
+        raise _fail(where, "an object", value)
+    for k, v in value.items():
+        _param_value(v, f"{where}.{k}")
+
+
+# ------------------------------------------------------------------ schema
+_FINITE = number()
+_SIZE = integer(1)
+
+_COLUMN = obj({
+    "name": string,
+    "kind": enum(*COLUMN_KINDS),
+    "indicator": boolean,
+    "categories": list_of(category, unique=True),
+    "median": _FINITE,
+})
+
+_ADAPTER = obj({
+    "params": obj({
+        "categorical_columns": nullable(list_of(string)),
+        "missing": enum(*MISSING_POLICIES),
+        "scaling": enum(*SCALINGS),
+        "max_int_categories": integer(0),
+        "max_categories": integer(1),
+    }),
+    "input_kind": enum(*INPUT_KINDS),
+    "input_columns": list_of(string, min_len=1, unique=True),
+    "dropped_columns": list_of(string, unique=True),
+    "columns": list_of(_COLUMN, min_len=1),
+}, {"version": integer(1, ADAPTER_STATE_VERSION)})
+
+_FITTED = obj({
+    "hidden_sizes_": list_of(_SIZE),
+    "latent_dim_": _SIZE,
+    "n_features_in_": _SIZE,
+    "n_epochs_": _SIZE,
+    "threshold_": _FINITE,
+    "threshold_method_": enum(*THRESHOLD_METHODS),
+    "threshold_setting_": nullable(number(open_range=(0.0, 1.0))),
+})
+
+_HISTORY = obj(
+    {
+        "train_loss": list_of(_FINITE, min_len=1),
+        "val_loss": list_of(_FINITE, min_len=1),
+        "epoch_seconds": list_of(number(low=0.0), min_len=1),
+        "best_epoch": integer(0),
+        "stopped_early": boolean,
+        "device": string,
+    },
+    {"hit_epoch_cap": boolean},
+)
+
+_VERSIONS = obj({"genad": string, "torch": string, "numpy": string, "python": string})
+
+SIGNATURE = obj({"alg": enum(*SIGNATURE_ALGORITHMS), "value": hexdigest})
+
+DOCUMENT = obj(
+    {
+        "genad_format": integer(1, FORMAT_VERSION),
+        "detector": string,
+        "params": _params,
+        "fitted": _FITTED,
+        "feature_names_in": nullable(list_of(string)),
+        "adapter": _ADAPTER,
+        "history": _HISTORY,
+        "versions": _VERSIONS,
+        "tensor_sha256": hexdigest,
+        "document_sha256": hexdigest,
+    },
+    {"signature": SIGNATURE},
+)
+
+
+# -------------------------------------------------------------- the checks
+def validate_document(doc: Any) -> None:
+    """Check a parsed model document against the schema and for internal consistency.
+
+    Parameters
+    ----------
+    doc : object
+        The parsed JSON document.
+
+    Raises
+    ------
+    DocumentError
+        Naming the first field that is missing, unknown, of the wrong type, out of range,
+        or inconsistent with another field.
+
+    Examples
+    --------
+    >>> validate_document([])
+    Traceback (most recent call last):
+    ...
+    genad.bundle_schema.DocumentError: the document must be an object, got []
+    """
+    DOCUMENT(doc, "the document")
+    _check_history(doc["history"], doc["fitted"])
+    _check_threshold(doc["fitted"])
+    _check_adapter(doc["adapter"], doc["fitted"], doc["feature_names_in"])
+
+
+def _check_history(history: dict[str, Any], fitted: dict[str, Any]) -> None:
+    n = fitted["n_epochs_"]
+    for key in ("train_loss", "val_loss", "epoch_seconds"):
+        if len(history[key]) != n:
+            raise DocumentError(
+                f"history.{key} has {len(history[key])} entries but fitted.n_epochs_ is {n}"
+            )
+    if history["best_epoch"] >= n:
+        raise DocumentError(
+            f"history.best_epoch is {history['best_epoch']} but only {n} epoch(s) ran"
+        )
+
+
+def _check_threshold(fitted: dict[str, Any]) -> None:
+    method, setting = fitted["threshold_method_"], fitted["threshold_setting_"]
+    if method == "f1_optimal" and setting is not None:
+        raise _fail("fitted.threshold_setting_", "null for an F1-optimal threshold", setting)
+    if method != "f1_optimal" and setting is None:
+        raise DocumentError(f"fitted.threshold_setting_ is missing for a {method} threshold")
+
+
+def _check_adapter(adapter: dict[str, Any], fitted: dict[str, Any],
+                   feature_names: list[str] | None) -> None:
+    inputs = adapter["input_columns"]
+    if fitted["n_features_in_"] != len(inputs):
+        raise DocumentError(
+            f"fitted.n_features_in_ is {fitted['n_features_in_']} but adapter.input_columns "
+            f"lists {len(inputs)} column(s)"
+        )
+    if feature_names is not None and feature_names != inputs:
+        raise DocumentError("feature_names_in differs from adapter.input_columns")
+    known = set(inputs)
+    used: set[str] = set()
+    for i, col in enumerate(adapter["columns"]):
+        where = f"adapter.columns[{i}]"
+        if col["name"] not in known:
+            raise DocumentError(f"{where}.name {_short(col['name'])} is not an input column")
+        if col["name"] in used:
+            raise DocumentError(f"{where}.name {_short(col['name'])} is used twice")
+        used.add(col["name"])
+        if col["kind"] == "categorical" and not col["categories"]:
+            raise DocumentError(f"{where}.categories is empty for a categorical column")
+        if col["kind"] != "categorical" and col["categories"]:
+            raise DocumentError(f"{where}.categories must be empty for a {col['kind']} column")
+        if col["kind"] == "categorical" and col["indicator"]:  # missing is a category there
+            raise DocumentError(f"{where}.indicator must be false for a categorical column")
+    for name in adapter["dropped_columns"]:
+        if name not in known or name in used:
+            raise DocumentError(
+                f"adapter.dropped_columns: {_short(name)} is not an unused input column"
+            )
+
+
+def numeric_columns(adapter: dict[str, Any]) -> int:
+    """Number of numeric columns: the length of the ``adapter.center`` and ``adapter.scale``
+    tensors."""
+    return sum(col["kind"] == "numeric" for col in adapter["columns"])
+
+
+def encoded_width(adapter: dict[str, Any]) -> int:
+    """Width of the encoded matrix a validated adapter document describes.
+
+    The same count as :meth:`genad.data.TabularAdapter._build_layout` (one feature per
+    numeric or boolean column, plus a missing indicator; one per category plus the
+    unseen slot), computed without building the adapter: the loader needs it to check
+    the tensors' shapes before allocating anything. ``genad.bundle.load`` checks that the
+    rebuilt adapter agrees.
+    """
+    width = 0
+    for col in adapter["columns"]:
+        if col["kind"] == "categorical":
+            width += len(col["categories"]) + 1
+        else:
+            width += 1 + int(col["indicator"])
+    return width
