@@ -396,7 +396,8 @@ class TabularAdapter:
                     dropped.append(name)
                     continue
                 center, scale = self._center_scale(finite)
-                median = float(np.median(finite))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    median = float(np.median(finite))
                 _check_statistics(name, finite, (center, scale, median))
                 columns.append(_Column(name, "numeric", indicator=bool(nan_mask.any()),
                                        median=median))
@@ -521,6 +522,10 @@ class TabularAdapter:
         return values
 
     def _center_scale(self, x: np.ndarray) -> tuple[float, float]:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: _check_statistics
+            return self._center_scale_unchecked(x)
+
+    def _center_scale_unchecked(self, x: np.ndarray) -> tuple[float, float]:
         if self.scaling == "standard":
             center, scale = float(np.mean(x)), float(np.std(x))
         else:
