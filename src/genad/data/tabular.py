@@ -112,7 +112,7 @@ def sniff_delimiter(path: str | Path, default: str = ",") -> str:
     --------
     >>> import pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-    >>> _ = p.write_text("a;b;c\n1;2;3\n4;5;6\n")
+    >>> _ = p.write_text("a;b;c\\n1;2;3\\n4;5;6\\n")
     >>> sniff_delimiter(p)
     ';'
     """
