@@ -258,7 +258,8 @@ class Detector(BaseEstimator):
         X_val, y_val : optional
             Validation data. Its normal rows replace the random held-out slice (early
             stopping and calibration). When ``y_val`` holds anomalies, ``threshold_`` is
-            the F1-optimal threshold on ``X_val``.
+            the F1-optimal threshold on ``X_val``. ``y_val`` needs ``X_val`` and at least
+            one normal row (``y_val == 0``); both are checked before anything is encoded.
 
         Returns
         -------
