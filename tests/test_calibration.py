@@ -188,6 +188,29 @@ def test_bh_select_docstring_example_and_edges():
         cal.bh_select([0.1], 0.0)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_bh_select_refuses_a_non_finite_p_value_naming_its_position(bad):
+    with pytest.raises(InvalidInputError, match=r"p_values contain (NaN|inf) at position 2"):
+        cal.bh_select([0.001, 0.2, bad, 0.03], fdr=0.1)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_bh_select_refuses_p_values_outside_the_unit_interval(bad):
+    with pytest.raises(InvalidInputError, match=r"\[0, 1\]; position 1"):
+        cal.bh_select([0.001, bad], fdr=0.1)
+
+
+def test_conformal_p_values_refuse_a_nan_score_naming_its_position():
+    with pytest.raises(InvalidInputError, match=r"scores contain NaN at position 1"):
+        cal.conformal_p_values([1.0, 2.0, 3.0], [0.5, np.nan])
+    assert cal.conformal_p_values([1.0, 2.0], []).shape == (0,)
+
+
+def test_grouped_thresholds_refuse_a_nan_score_naming_its_position():
+    with pytest.raises(InvalidInputError, match=r"contain NaN at position 3"):
+        cal.grouped_thresholds([1.0, 2.0, 3.0, np.nan], ["a", "a", "b", "b"], 0.5)
+
+
 # ------------------------------------------------------- Detector.calibrate
 def _state(det):
     return {k: v.clone() for k, v in det.model_.state_dict().items()}
@@ -318,3 +341,32 @@ def test_no_warning_when_calibration_set_is_large_enough(make_detector, table):
         warnings.simplefilter("error", CalibrationWarning)
         det = make_detector("ae", target_fpr=0.05).fit(table)
     assert isinstance(det, genad.AutoEncoder)
+
+
+def test_fit_with_y_val_all_anomalies_says_so_before_encoding(make_detector, table,
+                                                               monkeypatch):
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the training table was encoded before y_val was checked")
+
+    monkeypatch.setattr(genad.data.tabular.TabularAdapter, "fit", no_encoding)
+    with pytest.raises(InvalidInputError,
+                       match=r"y_val labels every X_val row 1: no normal validation rows to "
+                             r"calibrate on"):
+        make_detector("ae").fit(table.iloc[:300], X_val=table.iloc[300:],
+                                y_val=np.ones(100, int))
+
+
+def test_fit_with_y_val_but_no_x_val_raises(make_detector, table):
+    with pytest.raises(InvalidInputError, match="y_val was given without X_val"):
+        make_detector("ae").fit(table, y_val=np.zeros(len(table), int))
+
+
+def test_array_validation_set_for_an_array_fit_gives_no_feature_name_warning(
+        make_detector, normal_array):
+    y_val = np.r_[np.zeros(90, int), np.ones(10, int)]
+    X_val = normal_array[:100].copy()
+    X_val[90:] += 8.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det = make_detector("ae").fit(normal_array[100:], X_val=X_val, y_val=y_val)
+    assert det.threshold_method_ == "f1_optimal"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,6 +122,17 @@ def test_explain_table(fitted, table):
     top = fitted.anomaly_map(rows).iloc[0].sort_values(ascending=False).index[:2]
     assert ex["top_features"].iloc[0].startswith(f"{top[0]} (")
     assert f", {top[1]} (" in ex["top_features"].iloc[0]
+
+
+@pytest.mark.parametrize("top_k", [2.5, -1, 0, True, "2", None])
+def test_explain_refuses_a_top_k_that_is_not_a_positive_integer(fitted_factory, table, top_k):
+    with pytest.raises(InvalidInputError, match=r"top_k must be an integer >= 1"):
+        fitted_factory("ae").explain(table.iloc[:3], top_k=top_k)
+
+
+def test_explain_top_k_above_the_column_count_lists_every_column(fitted_factory, table):
+    ex = fitted_factory("ae").explain(table.iloc[:3], top_k=50)
+    assert ex["top_features"].str.count(r"\(").tolist() == [table.shape[1]] * 3
 
 
 # ------------------------------------------------------------------ labels
@@ -324,3 +337,63 @@ def test_methods_before_fit_raise_not_fitted(model_name, method, table, tmp_path
     with pytest.raises(sklearn.exceptions.NotFittedError):
         getattr(det, method)(*args)
     assert not (tmp_path / "m.genad").exists()
+
+
+# ------------------------------------------------------------------ feature names
+_NAMES_WARNING = "X has feature names, but AutoEncoder was fitted without feature names"
+_NO_NAMES_WARNING = ("X does not have valid feature names, but AutoEncoder was fitted with "
+                     "feature names")
+
+
+@pytest.mark.parametrize("method", ["anomaly_score", "anomaly_map", "explain", "predict"])
+def test_array_fitted_detector_warns_on_named_columns_and_uses_them_by_position(
+        fitted_factory, array_data, method):
+    det = fitted_factory("ae", "array")
+    named = pd.DataFrame(array_data[:20, ::-1].copy(), columns=["d", "c", "b", "a"])
+    with pytest.warns(UserWarning, match=_NAMES_WARNING):
+        getattr(det, method)(named)
+    with pytest.warns(UserWarning, match=_NAMES_WARNING):
+        by_name = det.anomaly_score(named)
+    np.testing.assert_array_equal(by_name, det.anomaly_score(array_data[:20, ::-1].copy()))
+
+
+def test_array_fitted_detector_warns_on_a_file_with_a_header(fitted_factory, array_data,
+                                                              tmp_path):
+    det = fitted_factory("ae", "array")
+    path = tmp_path / "x.csv"
+    pd.DataFrame(array_data[:10], columns=list("pqrs")).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=_NAMES_WARNING):
+        scores = det.anomaly_score(path)
+    np.testing.assert_allclose(scores, det.anomaly_score(array_data[:10]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["anomaly_score", "anomaly_map", "explain"])
+def test_dataframe_fitted_detector_warns_on_an_array_and_uses_it_by_position(
+        fitted_factory, table, method):
+    det = fitted_factory("ae")
+    values = table.iloc[:15].to_numpy()
+    with pytest.warns(UserWarning, match=_NO_NAMES_WARNING):
+        getattr(det, method)(values)
+    with pytest.warns(UserWarning, match=_NO_NAMES_WARNING):
+        by_position = det.anomaly_score(values)
+    np.testing.assert_allclose(by_position, det.anomaly_score(table.iloc[:15]), rtol=1e-6)
+
+
+def test_matching_input_kinds_give_no_feature_name_warning(fitted_factory, array_data,
+                                                           table):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted_factory("ae", "array").anomaly_score(array_data[:5])
+        fitted_factory("ae", "array").anomaly_score(pd.DataFrame(array_data[:5]))  # int names
+        fitted_factory("ae").anomaly_score(table.iloc[:5])
+
+
+# ------------------------------------------------------------------ overflowing values
+def test_values_near_the_float64_limit_are_refused_with_advice_for_every_model(
+        model_name, make_detector, normal_array):
+    X = pd.DataFrame(normal_array, columns=["a", "b", "c", "d", "e"])
+    X["b"] = np.sign(X["b"]) * 1e308
+    with pytest.raises(InvalidInputError,
+                       match=r"column 'b': values up to 1e308 overflow float64 statistics; "
+                             r"rescale the column, e\.g\. divide by 1e300 or take a log"):
+        make_detector(model_name).fit(X)

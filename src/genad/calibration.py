@@ -1,7 +1,9 @@
 """Thresholds and p-values from scores of held-out normal samples.
 
 A sample is flagged when its score is strictly above the threshold. All functions
-are pure numpy and work per group when a group key is given.
+are pure numpy and work per group when a group key is given. Every score and p-value
+must be a finite number: a NaN or inf raises :class:`~genad.errors.InvalidInputError`
+naming its position (p-values must also lie in [0, 1]); nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -25,14 +27,36 @@ __all__ = [
 ]
 
 
-def _finite_scores(scores: Any, what: str = "calibration scores") -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if s.size == 0:
+def _as_floats(values: Any, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be numbers: {exc}") from None
+
+
+def _finite_scores(
+    scores: Any, what: str = "calibration scores", *, allow_empty: bool = False
+) -> np.ndarray:
+    s = _as_floats(scores, what)
+    if s.size == 0 and not allow_empty:
         raise InvalidInputError(f"{what} are empty")
     if not np.all(np.isfinite(s)):
         bad = int(np.argmin(np.isfinite(s)))
-        raise InvalidInputError(f"{what} contain NaN or inf at position {bad}")
+        value = "NaN" if np.isnan(s[bad]) else f"{s[bad]}"
+        raise InvalidInputError(f"{what} contain {value} at position {bad}; every value must "
+                                "be a finite number")
     return s
+
+
+def _check_p_values(p_values: Any) -> np.ndarray:
+    p = _finite_scores(p_values, "p_values", allow_empty=True)
+    outside = (p < 0.0) | (p > 1.0)
+    if outside.any():
+        bad = int(np.argmax(outside))
+        raise InvalidInputError(
+            f"p_values must lie in [0, 1]; position {bad} holds {p[bad]:g}"
+        )
+    return p
 
 
 def check_rate(value: float, name: str) -> float:
@@ -137,7 +161,7 @@ def conformal_p_values(calibration_scores: Any, scores: Any) -> np.ndarray:
     of normals in expectation.
     """
     cal = np.sort(_finite_scores(calibration_scores))
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = _finite_scores(scores, "scores", allow_empty=True)
     n_ge = cal.size - np.searchsorted(cal, s, side="left")
     return (1.0 + n_ge) / (cal.size + 1.0)
 
@@ -152,7 +176,7 @@ def bh_select(p_values: Any, fdr: float = 0.1) -> np.ndarray:
     >>> bh_select([0.001, 0.2, 0.03, 0.9], fdr=0.1).tolist()
     [True, False, True, False]
     """
-    p = np.asarray(p_values, dtype=np.float64).ravel()
+    p = _check_p_values(p_values)
     q = check_rate(fdr, "fdr")
     m = p.size
     if m == 0:
@@ -170,7 +194,7 @@ def grouped_thresholds(
     normal_scores: Any, groups: Sequence[Any], target_fpr: float, *, strict: bool = True
 ) -> dict[Any, float]:
     """One :func:`threshold_at_fpr` per group key (a machine, a series)."""
-    s = np.asarray(normal_scores, dtype=np.float64).ravel()
+    s = _finite_scores(normal_scores, "normal_scores")
     g = np.asarray(groups).ravel()
     if g.shape != s.shape:
         raise InvalidInputError(f"{g.size} group keys but {s.size} scores")

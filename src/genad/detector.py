@@ -56,8 +56,36 @@ __all__ = ["Detector", "top_contributions"]
 _SEEDED_INIT = threading.Lock()
 
 
-def _rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    return df.iloc[np.flatnonzero(mask)]
+def _rows(data: pd.DataFrame | np.ndarray, mask: np.ndarray) -> pd.DataFrame | np.ndarray:
+    rows = np.flatnonzero(mask)
+    return data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
+
+
+def _named(X: Any) -> bool:
+    """Whether ``X`` brings column names (a DataFrame or a file) rather than positions."""
+    return isinstance(X, (pd.DataFrame, str, Path))
+
+
+def _validation_rows(X_val: Any, y_val: Any) -> tuple[Any, np.ndarray | None]:
+    """``fit``'s validation rows (a DataFrame, or an ndarray for array input) and their
+    0/1 labels, checked before anything is encoded."""
+    if X_val is None:
+        if y_val is not None:
+            raise InvalidInputError("y_val was given without X_val; pass both or neither")
+        return None, None
+    val_df = read_table(X_val)
+    if len(val_df) == 0:
+        raise InvalidInputError("X_val is empty (0 rows)")
+    val = val_df if _named(X_val) else val_df.to_numpy()
+    if y_val is None:
+        return val, np.zeros(len(val_df), dtype=np.int8)
+    labels = check_labels(y_val, len(val_df), "y_val")
+    if not (labels == 0).any():
+        raise InvalidInputError(
+            "y_val labels every X_val row 1: no normal validation rows to calibrate on; "
+            "add normal rows (y_val == 0) to X_val"
+        )
+    return val, labels
 
 
 def top_contributions(contrib: pd.DataFrame, k: int = 3) -> list[str]:
@@ -235,13 +263,15 @@ class Detector(BaseEstimator):
         X_val, y_val : optional
             Validation data. Its normal rows replace the random held-out slice (early
             stopping and calibration). When ``y_val`` holds anomalies, ``threshold_`` is
-            the F1-optimal threshold on ``X_val``.
+            the F1-optimal threshold on ``X_val``. ``y_val`` needs ``X_val`` and at least
+            one normal row (``y_val == 0``); both are checked before anything is encoded.
 
         Returns
         -------
         self
         """
         self._check_params()
+        val_df, val_labels = _validation_rows(X_val, y_val)
         df = read_table(X)
         if len(df) == 0:
             raise InvalidInputError("the training table is empty (0 rows)")
@@ -259,19 +289,13 @@ class Detector(BaseEstimator):
             categorical_columns=self.categorical_columns, missing=self.missing,
             scaling=self.scaling,
         )
-        fit_input = df if isinstance(X, (pd.DataFrame, str, Path)) else df.to_numpy()
+        fit_input = df if _named(X) else df.to_numpy()
         z = adapter.fit(fit_input).transform(fit_input)
         seed = (int(self.random_state) % (2**31 - 1) if self.random_state is not None
                 else int(np.random.default_rng().integers(2**31 - 1)))
         rng = np.random.default_rng(seed)
 
-        val_df, val_labels = None, None
-        if X_val is not None:
-            val_df = read_table(X_val)
-            if len(val_df) == 0:
-                raise InvalidInputError("X_val is empty (0 rows)")
-            val_labels = (check_labels(y_val, len(val_df), "y_val") if y_val is not None
-                          else np.zeros(len(val_df), dtype=np.int8))
+        if val_df is not None and val_labels is not None:
             z_val = adapter.transform(_rows(val_df, val_labels == 0))
             z_train = z
         else:
@@ -283,8 +307,6 @@ class Detector(BaseEstimator):
             perm = rng.permutation(len(z))
             n_val = min(len(z) - 1, max(1, int(round(self.validation_fraction * len(z)))))
             z_val, z_train = z[perm[:n_val]], z[perm[n_val:]]
-        if len(z_val) == 0:
-            raise InvalidInputError("X_val holds no normal row (y_val == 0) to calibrate on")
 
         n_features = z.shape[1]
         self.hidden_sizes_, self.latent_dim_ = self._architecture(n_features)
@@ -305,7 +327,7 @@ class Detector(BaseEstimator):
         self.history_ = history
         self.n_epochs_ = len(history["train_loss"])
         self.n_features_in_ = df.shape[1]
-        if isinstance(X, (pd.DataFrame, str, Path)):
+        if _named(X):
             self.feature_names_in_ = np.asarray(adapter.input_columns_, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
@@ -366,6 +388,7 @@ class Detector(BaseEstimator):
         (3,)
         """
         self._check_fitted()
+        self.adapter_.check_feature_names(X, type(self).__name__)
         return self._score_encoded(self.adapter_.transform(X))
 
     def anomaly_map(self, X: Any) -> np.ndarray | pd.DataFrame:
@@ -376,6 +399,7 @@ class Detector(BaseEstimator):
         or file, else an ndarray ``(n_rows, n_kept_columns)``.
         """
         self._check_fitted()
+        self.adapter_.check_feature_names(X, type(self).__name__)
         df = read_table(X)
         z = torch.from_numpy(self.adapter_.transform(X))
         with cpu_threads(self.model_, self._device()):
@@ -385,7 +409,12 @@ class Detector(BaseEstimator):
         return self.adapter_.to_map(elem, index=df.index)
 
     def explain(self, X: Any, top_k: int = 3) -> pd.DataFrame:
-        """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``."""
+        """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``.
+
+        ``top_k`` (an integer >= 1) columns are listed per row; all of them when the model
+        has fewer columns.
+        """
+        check_int("top_k", top_k, low=1)
         self._check_fitted()
         contrib = self.anomaly_map(X)
         if not isinstance(contrib, pd.DataFrame):

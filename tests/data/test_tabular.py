@@ -520,3 +520,202 @@ def test_non_boolean_value_in_bool_column_names_column_and_row():
     ad = TabularAdapter().fit(df)
     with pytest.raises(InvalidInputError, match=r"column 'flag'.*row 2"):
         ad.transform(df.assign(flag=[True, False, "maybe", False]))
+
+
+# ------------------------------------------------------------------ input gaps (issue #11)
+def test_duplicate_used_column_at_score_time_names_it(frame):
+    ad = TabularAdapter().fit(frame)
+    for name in ("x", "kind"):
+        dup = pd.concat([frame, frame[[name]]], axis=1)
+        with pytest.raises(InvalidInputError, match=f"column '{name}' appears more than once"):
+            ad.transform(dup)
+
+
+def test_duplicate_extra_column_at_score_time_is_ignored(frame):
+    ad = TabularAdapter().fit(frame)
+    extra = pd.DataFrame({"note": ["a"] * len(frame), "note2": ["b"] * len(frame)})
+    extra.columns = ["note", "note"]
+    np.testing.assert_array_equal(ad.transform(pd.concat([frame, extra], axis=1)),
+                                  ad.transform(frame))
+
+
+def _with_cell(frame, column, row, value):
+    df = frame.astype({column: object})
+    df.at[row, column] = value
+    return df
+
+
+@pytest.mark.parametrize("cell", [[1, 2], {"a": 1}, {1, 2}], ids=["list", "dict", "set"])
+def test_unhashable_cell_in_categorical_column_at_fit_names_column_and_row(frame, cell):
+    kind = type(cell).__name__
+    with pytest.raises(InvalidInputError, match=rf"column 'kind' holds a {kind} in row 7"):
+        TabularAdapter().fit(_with_cell(frame, "kind", 7, cell))
+
+
+@pytest.mark.parametrize("cell", [[1, 2], {"a": 1}], ids=["list", "dict"])
+def test_unhashable_cell_in_categorical_column_at_score_time_names_column_and_row(frame, cell):
+    ad = TabularAdapter().fit(frame)
+    kind = type(cell).__name__
+    with pytest.raises(InvalidInputError, match=rf"column 'kind' holds a {kind} in row 4"):
+        ad.transform(_with_cell(frame, "kind", 4, cell))
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"], ids=["semicolon", "tab", "pipe"])
+def test_csv_file_with_another_delimiter_is_read_with_it(tmp_path, frame, sep):
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False, sep=sep)
+    got = read_table(path)
+    assert list(got.columns) == list(frame.columns)
+    pd.testing.assert_frame_equal(got, frame, check_dtype=False)
+    ad = TabularAdapter().fit(path)
+    assert ad.column_names_ == ["amount", "x", "kind"]
+
+
+def test_one_column_csv_is_still_one_column(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("note\na;b\nc;d\ne|f\ng;h\n")
+    got = read_table(path)
+    assert list(got.columns) == ["note"]
+    assert got["note"].tolist() == ["a;b", "c;d", "e|f", "g;h"]
+    path.write_text("value\n1.5\n2\n3\n")
+    assert read_table(path)["value"].tolist() == [1.5, 2.0, 3.0]
+
+
+def test_comma_csv_with_semicolons_in_text_stays_comma_separated(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("id,text\n1,a;b;c\n2,d;e;f\n3,g;h;i\n")
+    got = read_table(path)
+    assert list(got.columns) == ["id", "text"]
+    assert got["text"].tolist() == ["a;b;c", "d;e;f", "g;h;i"]
+
+
+def test_sniff_delimiter_defaults_when_unsure(tmp_path):
+    from genad.data.tabular import sniff_delimiter
+
+    path = tmp_path / "t.csv"
+    path.write_text("")
+    assert sniff_delimiter(path) == ","
+    path.write_text("a\n1\n2\n")
+    assert sniff_delimiter(path, "\t") == "\t"
+    path.write_text("a;b\n1;2\n")
+    assert sniff_delimiter(path) == ";"
+
+
+@pytest.mark.parametrize("values", [
+    pd.date_range("2024-01-01", periods=5, freq="h"),
+    pd.date_range("2024-01-01", periods=5, freq="h", tz="UTC"),
+    pd.to_timedelta(np.arange(5), "s"),
+], ids=["datetime", "datetime-tz", "timedelta"])
+def test_dates_at_score_time_in_a_numeric_column_raise_naming_it(frame, values):
+    ad = TabularAdapter().fit(frame)
+    rows = frame.iloc[:5].assign(x=values)
+    with pytest.raises(InvalidInputError, match=r"column 'x' was numeric in training.*dates"):
+        ad.transform(rows)
+
+
+def _bool_frame(n=40):
+    return pd.DataFrame({"x": np.arange(n, dtype=float),
+                         "flag": np.arange(n) % 4 != 0})  # majority True
+
+
+def test_nan_in_boolean_column_at_score_time_warns_and_imputes_the_majority():
+    df = _bool_frame()
+    ad = TabularAdapter().fit(df)
+    new = df.iloc[:4].astype({"flag": object})
+    new.loc[0, "flag"] = np.nan  # the training majority is True, row 0 was False
+    with pytest.warns(GenadWarning, match=r"'flag' had no missing values in training.*True"):
+        out = ad.transform(new)
+    j = ad.feature_names_out_.index("flag")
+    np.testing.assert_array_equal(out[:, j], [1, 1, 1, 1])
+
+
+def test_nan_in_boolean_column_at_score_time_with_missing_raise_names_column_and_row():
+    df = _bool_frame()
+    ad = TabularAdapter(missing="raise").fit(df)
+    new = df.iloc[:4].astype({"flag": object})
+    new.loc[2, "flag"] = None
+    with pytest.raises(InvalidInputError, match=r"column 'flag'.*row 2"):
+        ad.transform(new)
+
+
+def test_nan_in_boolean_column_at_fit_gets_an_indicator():
+    df = _bool_frame().astype({"flag": "boolean"})
+    df.loc[[1, 5], "flag"] = pd.NA
+    ad = TabularAdapter().fit(df)
+    assert "flag=<missing>" in ad.feature_names_out_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ad.transform(df)
+    ind = out[:, ad.feature_names_out_.index("flag=<missing>")]
+    np.testing.assert_array_equal(np.flatnonzero(ind), [1, 5])
+    np.testing.assert_array_equal(out[[1, 5], ad.feature_names_out_.index("flag")], [1, 1])
+
+
+def _missing_literal_frame():
+    return pd.DataFrame({
+        "x": np.arange(12, dtype=float),
+        "kind": ["<missing>"] * 4 + [None] * 4 + ["a"] * 4,
+    })
+
+
+def test_literal_missing_string_is_a_category_distinct_from_a_real_nan():
+    df = _missing_literal_frame()
+    ad = TabularAdapter().fit(df)
+    names = ad.feature_names_out_
+    assert "kind=<missing>" in names and "kind='<missing>'" in names
+    assert len(set(names)) == len(names)
+    out = ad.transform(df)
+    literal, real = out[0], out[4]
+    assert not np.array_equal(literal, real)
+    assert literal[names.index("kind='<missing>'")] == 1
+    assert real[names.index("kind=<missing>")] == 1
+
+
+def test_missing_category_survives_the_state_round_trip():
+    df = _missing_literal_frame()
+    ad = TabularAdapter().fit(df)
+    doc, arrays = ad.get_state()
+    doc = json.loads(json.dumps(doc))
+    clone = TabularAdapter.from_state(doc, arrays)
+    assert clone.feature_names_out_ == ad.feature_names_out_
+    np.testing.assert_array_equal(clone.transform(df), ad.transform(df))
+
+
+def test_format_1_state_reads_the_missing_string_as_a_real_nan():
+    df = pd.DataFrame({"x": np.arange(12, dtype=float), "kind": [None] * 4 + ["a"] * 8})
+    ad = TabularAdapter().fit(df)
+    doc, arrays = ad.get_state()
+    doc = json.loads(json.dumps(doc))
+    # what the format-1 code wrote: no version, the missing category as "<missing>"
+    del doc["version"]
+    doc["columns"][1]["categories"] = ["<missing>" if c is None else c
+                                       for c in doc["columns"][1]["categories"]]
+    old = TabularAdapter.from_state(doc, arrays)
+    assert old.feature_names_out_ == ad.feature_names_out_
+    np.testing.assert_array_equal(old.transform(df), ad.transform(df))
+
+
+@pytest.mark.parametrize("scaling", ["robust", "standard"])
+def test_values_overflowing_float64_statistics_are_refused_with_advice(rng, scaling):
+    X = rng.normal(size=(50, 3))
+    X[:, 1] = np.sign(X[:, 1]) * 1e308
+    with pytest.raises(InvalidInputError,
+                       match=r"column 'x1': values up to 1e308 overflow float64 statistics; "
+                             r"rescale the column, e\.g\. divide by 1e300 or take a log"):
+        TabularAdapter(scaling=scaling).fit(X)
+
+
+def test_values_whose_scaled_form_overflows_are_refused(rng):
+    # the median and spread are finite, but (x - median) is not for the other sign
+    X = rng.normal(size=(41, 2))
+    X[:, 0] = np.where(np.arange(41) < 5, -1e308, 1.2e308 + rng.normal(size=41) * 1e306)
+    center, scale = TabularAdapter()._center_scale(X[:, 0])
+    assert np.isfinite(center) and np.isfinite(scale)
+    with pytest.raises(InvalidInputError, match=r"'x0'.*overflow float64"):
+        TabularAdapter().fit(X)
+
+
+def test_large_but_safe_values_are_accepted(rng):
+    X = rng.normal(size=(50, 2)) * 1e300
+    out = TabularAdapter().fit_transform(X)
+    assert np.all(np.isfinite(out))

@@ -108,3 +108,23 @@ def test_validation_loss_is_the_cae_loss():
     model.setup(x)
     with torch.no_grad():
         torch.testing.assert_close(model.validation_loss(x), model.loss(x)["loss"])
+
+
+def test_non_finite_training_rows_give_advice_not_a_linalg_error():
+    from genad.errors import TrainingDivergedError
+
+    x = _data()
+    x[3, 2] = float("nan")
+    with pytest.raises(TrainingDivergedError, match=r"NaN or inf.*rescale"):
+        _model().setup(x)
+
+
+def test_a_failing_svd_becomes_a_genad_error_with_advice(monkeypatch):
+    from genad.errors import GenadError
+
+    def failing_svd(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", failing_svd)
+    with pytest.raises(GenadError, match=r"PCA failed.*failed to converge.*rescale"):
+        _model().setup(_data())

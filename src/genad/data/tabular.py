@@ -19,23 +19,48 @@ Column kinds
     string, ``category`` and object columns, integer columns with 3 to
     ``max_int_categories`` distinct values, and any column named in
     ``categorical_columns``. One-hot encoded, with one extra *unseen* slot that is 0
-    for every training row and 1 for a category never seen in training.
+    for every training row and 1 for a category never seen in training. A cell must hold
+    one value: a list, dict, set or array in a categorical column raises, naming the
+    column and the row, at fit and at scoring time.
+
+Date and time columns are refused at fit (convert them to numbers first); dates or times
+at scoring time in a column that was numeric in training raise too, naming the column.
+A column whose values are so large that its centre, spread or scaled values overflow
+float64 (values near 1e308) is refused at fit, naming the column and suggesting a
+divisor; rescale it or take a log.
 
 Missing values
 --------------
 ``missing="impute"`` (default): a NaN in a numeric column is replaced by the training
-median and, for columns that had NaNs in training, a 0/1 indicator feature is added; a
-NaN in a column that had none in training is imputed the same way with a warning. A
-missing category is its own category. ``missing="raise"``: any NaN raises
+median, and a NaN in a boolean column by the training majority value (False on a tie);
+for columns that had NaNs in training, a 0/1 indicator feature ``"col=<missing>"`` is
+added; a NaN in a numeric or boolean column that had none in training is imputed the
+same way with a :class:`~genad.errors.GenadWarning`. A missing category is its own
+category, distinct from every string (the literal string ``"<missing>"`` is an ordinary
+category, named ``col='<missing>'``). ``missing="raise"``: any NaN raises
 :class:`~genad.errors.InvalidInputError` naming the column and the row. ``inf`` is never
 accepted: it raises, naming the column and row.
 
+Columns
+-------
 Constant columns (one value in every training row) are dropped with a warning. Extra
-columns at scoring time are ignored; a missing column raises, naming it.
+columns at scoring time are ignored; a missing column raises, naming it, and so does a
+column the model uses that appears more than once. An adapter fitted on an array uses
+later input by position (as does one fitted on a DataFrame or file and given an array);
+:class:`~genad.Detector` then warns as scikit-learn does ("X has feature names, but ...
+was fitted without feature names", and the reverse).
+
+Files
+-----
+``.csv`` and ``.txt`` files are read with the delimiter :func:`sniff_delimiter` finds
+(``,``, ``;``, tab or ``|``; comma when unsure), so a semicolon- or tab-separated file
+named ``.csv`` is read as the table it is; ``.tsv`` files default to tab.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,14 +71,67 @@ import pandas as pd
 
 from genad.errors import GenadWarning, InvalidInputError, NotFittedError
 
-__all__ = ["TabularAdapter", "read_table"]
+__all__ = ["TabularAdapter", "read_table", "sniff_delimiter"]
 
 _TAIL = 3.0  # robust z beyond which tails are log-compressed
 _CLIP = 1e4  # hard clip on encoded features, keeps scores finite for any finite input
-_MISSING_CATEGORY = "<missing>"
+#: in memory and in new bundles the missing category is ``None`` (JSON null), which no
+#: real category can equal; adapter documents without a ``version`` (format 1) stored it as
+#: this string, and are read back with that meaning
+_LEGACY_MISSING = "<missing>"
+_SPECIAL_LABELS = {"<missing>", "<unseen>"}  # slot names a literal category must not take
+_STATE_VERSION = 2
 _TABLE_SUFFIXES = {
     ".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
 }
+_DELIMITERS = ",;\t|"
+_SNIFF_BYTES = 64 * 1024
+_SNIFF_LINES = 200
+
+
+def sniff_delimiter(path: str | Path, default: str = ",") -> str:
+    """The field delimiter of a text table: one of ``, ; tab |``, else ``default``.
+
+    :class:`csv.Sniffer` reads the first whole lines (at most 64 KB). Its guess is kept
+    only when it splits the header line into two or more fields, so a genuine
+    one-column file, or one whose text values hold a ``;``, keeps ``default``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A CSV-like text file.
+    default : str, default ","
+        The delimiter used when sniffing finds nothing better.
+
+    Returns
+    -------
+    str
+        The delimiter to read the file with.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = p.write_text("a;b;c\\n1;2;3\\n4;5;6\\n")
+    >>> sniff_delimiter(p)
+    ';'
+    """
+    with open(path, "rb") as fh:
+        raw = fh.read(_SNIFF_BYTES)
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    if len(raw) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    lines = [line for line in lines if line.strip()][:_SNIFF_LINES]
+    if not lines:
+        return default
+    try:
+        guess = csv.Sniffer().sniff("\n".join(lines), delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return default
+    if guess == default or guess not in _DELIMITERS:
+        return default
+    header = next(csv.reader([lines[0]], delimiter=guess))
+    return guess if len(header) >= 2 else default
 
 
 def read_table(source: Any) -> pd.DataFrame:
@@ -81,7 +159,8 @@ def read_table(source: Any) -> pd.DataFrame:
             if kind == "parquet":
                 df = pd.read_parquet(path)
             else:
-                df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+                sep = sniff_delimiter(path, "\t" if kind == "tsv" else ",")
+                df = pd.read_csv(path, sep=sep)
         except Exception as exc:  # any parser failure means "not a table"
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InvalidInputError(f"{path} is not a readable {kind} table: {first}") from exc
@@ -164,6 +243,74 @@ def _category_key(value: Any) -> Any:
     return value if isinstance(value, (int, float, str)) else str(value)
 
 
+def _category_label(value: Any) -> str:
+    """A category's name in ``feature_names_out_``; a literal ``"<missing>"`` is quoted."""
+    if value is None:
+        return _LEGACY_MISSING
+    return repr(value) if value in _SPECIAL_LABELS else str(value)
+
+
+def _duplicate_name(names: list[str]) -> str | None:
+    """The first name that appears twice, or None."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _factorize(s: pd.Series, name: str) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` of a categorical column (missing -> -1), or an error naming the
+    first cell that is not a single value (a list, dict, set or array)."""
+    try:
+        return pd.factorize(s, use_na_sentinel=True)
+    except TypeError:
+        for row, value in zip(s.index, s.to_numpy(dtype=object), strict=True):
+            try:
+                hash(value)
+            except TypeError:
+                raise InvalidInputError(
+                    f"column {name!r} holds a {type(value).__name__} in row {row!r} "
+                    f"({_short_repr(value)}); a categorical cell must be one string or "
+                    "number: flatten or drop the column"
+                ) from None
+        raise
+
+
+def _holds_dates(s: pd.Series) -> bool:
+    types = pd.api.types
+    return bool(types.is_datetime64_any_dtype(s.dtype) or types.is_timedelta64_dtype(s.dtype)
+                or isinstance(s.dtype, pd.PeriodDtype))
+
+
+def _plain_number(value: float) -> str:
+    """``1e308`` rather than ``1e+308``."""
+    return f"{value:.3g}".replace("e+", "e")
+
+
+def _check_statistics(name: str, values: np.ndarray, stats: tuple[float, ...]) -> None:
+    """Refuse a column whose centre, scale or median (``stats``) or whose scaled values
+    ``(values - center) / scale`` are not finite in float64, with advice to rescale it."""
+    center, scale = stats[0], stats[1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = all(math.isfinite(v) for v in stats) and bool(
+            np.all(np.isfinite((values - center) / scale)))
+    if ok:
+        return
+    top = float(np.max(np.abs(values)))
+    divisor = 10.0 ** max(0, math.floor(math.log10(top)) - 8) if top > 0 else 1.0
+    raise InvalidInputError(
+        f"column {name!r}: values up to {_plain_number(top)} overflow float64 statistics; "
+        f"rescale the column, e.g. divide by {_plain_number(divisor)} or take a log"
+    )
+
+
 class TabularAdapter:
     """Learns a table's schema and scaling on training normals, then encodes tables.
 
@@ -219,8 +366,8 @@ class TabularAdapter:
         if df.shape[1] == 0:
             raise InvalidInputError("the training table has no columns")
         names = [str(c) for c in df.columns]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
+        dup = _duplicate_name(names)
+        if dup is not None:
             raise InvalidInputError(f"column {dup!r} appears more than once")
         df = df.set_axis(names, axis=1)
         declared = set(self.categorical_columns or [])
@@ -249,24 +396,30 @@ class TabularAdapter:
                     dropped.append(name)
                     continue
                 center, scale = self._center_scale(finite)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    median = float(np.median(finite))
+                _check_statistics(name, finite, (center, scale, median))
                 columns.append(_Column(name, "numeric", indicator=bool(nan_mask.any()),
-                                       median=float(np.median(finite))))
+                                       median=median))
                 centers.append(center)
                 scales.append(scale)
             elif kind == "boolean":
                 b = _bool_values(s, name)
-                if b.isna().any() and self.missing == "raise":
-                    raise _missing_error(name, b.isna().to_numpy(), df.index)
-                if b.nunique(dropna=False) <= 1:
+                isna = b.isna().to_numpy()
+                if isna.any() and self.missing == "raise":
+                    raise _missing_error(name, isna, df.index)
+                present = b.dropna()
+                if len(present) == 0 or (present.nunique() <= 1 and not isna.any()):
                     dropped.append(name)
                     continue
-                columns.append(_Column(name, "boolean"))
+                # imputation value: the training majority (False on a tie)
+                columns.append(_Column(name, "boolean", indicator=bool(isna.any()),
+                                       median=float(present.mean() > 0.5)))
             else:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
                     raise _missing_error(name, isna, df.index)
-                counts = s.map(_category_key, na_action="ignore").fillna(_MISSING_CATEGORY)
-                counts = counts.astype(object).value_counts()
+                counts = self._category_counts(s, name)
                 if len(counts) <= 1:
                     dropped.append(name)
                     continue
@@ -296,13 +449,28 @@ class TabularAdapter:
         self._build_layout()
         return self
 
+    @staticmethod
+    def _category_counts(s: pd.Series, name: str) -> pd.Series:
+        """Rows per category key, most frequent first; missing values count as ``None``."""
+        codes, uniques = _factorize(s, name)
+        per_unique = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        counts: dict[Any, int] = {}
+        for value, n in zip(uniques, per_unique, strict=True):
+            key = _category_key(value)
+            counts[key] = counts.get(key, 0) + int(n)
+        n_missing = int(np.count_nonzero(codes < 0))
+        if n_missing:
+            counts[None] = n_missing
+        ordered = sorted(counts.items(), key=lambda kv: -kv[1])  # stable: ties keep order
+        return pd.Series([n for _, n in ordered], index=pd.Index([k for k, _ in ordered],
+                                                                 dtype=object), dtype=np.int64)
+
     def _kind(self, s: pd.Series, declared: bool) -> str:
         if declared:
             return "categorical"
         if pd.api.types.is_bool_dtype(s.dtype):
             return "boolean"
-        types = pd.api.types
-        if types.is_datetime64_any_dtype(s.dtype) or types.is_timedelta64_dtype(s.dtype):
+        if _holds_dates(s):
             raise InvalidInputError(
                 f"column {s.name!r} holds dates/times; convert it to numbers (e.g. seconds) first"
             )
@@ -354,6 +522,10 @@ class TabularAdapter:
         return values
 
     def _center_scale(self, x: np.ndarray) -> tuple[float, float]:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: _check_statistics
+            return self._center_scale_unchecked(x)
+
+    def _center_scale_unchecked(self, x: np.ndarray) -> tuple[float, float]:
         if self.scaling == "standard":
             center, scale = float(np.mean(x)), float(np.std(x))
         else:
@@ -372,7 +544,7 @@ class TabularAdapter:
         for j, col in enumerate(self.columns_):
             if col.kind == "categorical":
                 for c in col.categories:
-                    names.append(f"{col.name}={c}")
+                    names.append(f"{col.name}={_category_label(c)}")
                     owner.append(j)
                 names.append(f"{col.name}=<unseen>")
                 owner.append(j)
@@ -422,7 +594,59 @@ class TabularAdapter:
                     f"{len(self.columns_)} columns: {', '.join(self.column_names_[:8])}"
                     + (" ..." if len(self.columns_) > 8 else "")
                 )
+        self._check_used_columns(df)
         return df
+
+    def _check_used_columns(self, df: pd.DataFrame) -> None:
+        """Each column the model uses appears once, and a numeric one holds no dates."""
+        used = set(self.column_names_)
+        dup = _duplicate_name([c for c in df.columns if c in used])
+        if dup is not None:
+            raise InvalidInputError(
+                f"column {dup!r} appears more than once in the table; rename or drop the copies"
+            )
+        for col in self.columns_:
+            if col.kind == "numeric" and _holds_dates(df[col.name]):
+                raise InvalidInputError(
+                    f"column {col.name!r} was numeric in training but holds dates/times here; "
+                    "convert it to the same numbers as in training (e.g. seconds)"
+                )
+
+    def check_feature_names(self, X: Any, estimator: str) -> None:
+        """Warn, as scikit-learn does, when ``X`` has column names and the model was fitted
+        on an array, or the reverse; ``X`` is then used by position.
+
+        Parameters
+        ----------
+        X : the input about to be scored
+        estimator : str
+            The fitted estimator's class name, for the message.
+        """
+        self._check_fitted()
+        has_names = isinstance(X, (str, Path)) or (
+            isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns))
+        if has_names and self.input_kind_ == "array":
+            warnings.warn(f"X has feature names, but {estimator} was fitted without feature "
+                          "names", GenadWarning, stacklevel=3)
+        elif not isinstance(X, pd.DataFrame) and not has_names \
+                and self.input_kind_ == "dataframe":
+            warnings.warn(f"X does not have valid feature names, but {estimator} was fitted "
+                          "with feature names", GenadWarning, stacklevel=3)
+
+    def _check_missing(self, col: _Column, nan_mask: np.ndarray, index: pd.Index,
+                       fill: str) -> None:
+        """The missing-value policy at scoring time: raise, or warn when the column had no
+        missing value in training (``fill`` says what replaces them)."""
+        if not nan_mask.any():
+            return
+        if self.missing == "raise":
+            raise _missing_error(col.name, nan_mask, index)
+        if not col.indicator:
+            warnings.warn(
+                f"column {col.name!r} had no missing values in training but has "
+                f"{int(nan_mask.sum())} here; imputed with {fill}",
+                GenadWarning, stacklevel=3,
+            )
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode ``X`` (same schema as in ``fit``) as a float32 matrix."""
@@ -455,12 +679,15 @@ class TabularAdapter:
                     out[:, pos] = nan_mask
                     pos += 1
             elif col.kind == "boolean":
-                isna = s.isna().to_numpy()
-                if isna.any() and self.missing == "raise":
-                    raise _missing_error(col.name, isna, df.index)
-                v = _bool_values(s, col.name).fillna(False).to_numpy(dtype=np.float32)
-                out[:, pos] = v
+                b = _bool_values(s, col.name)
+                isna = b.isna().to_numpy()
+                self._check_missing(col, isna, df.index,
+                                    f"the training majority value ({bool(col.median)})")
+                out[:, pos] = b.to_numpy(dtype=np.float32, na_value=col.median)
                 pos += 1
+                if col.indicator:
+                    out[:, pos] = isna
+                    pos += 1
             else:
                 isna = s.isna().to_numpy()
                 if isna.any() and self.missing == "raise":
@@ -468,12 +695,12 @@ class TabularAdapter:
                 lookup = {c: i for i, c in enumerate(col.categories)}
                 unseen = len(col.categories)
                 # map each distinct value once, then broadcast (fast for long columns)
-                value_codes, uniques = pd.factorize(s, use_na_sentinel=True)
+                value_codes, uniques = _factorize(s, col.name)
                 per_unique = np.fromiter(
                     (lookup.get(_category_key(u), unseen) for u in uniques), dtype=np.int64,
                     count=len(uniques),
                 )
-                missing_code = lookup.get(_MISSING_CATEGORY, unseen)
+                missing_code = lookup.get(None, unseen)
                 codes = np.where(value_codes >= 0, per_unique[np.maximum(value_codes, 0)],
                                  missing_code) if len(uniques) else np.full(n, missing_code)
                 block = np.zeros((n, unseen + 1), dtype=np.float32)
@@ -520,6 +747,7 @@ class TabularAdapter:
         """JSON-safe schema and the scaling arrays, for the model bundle."""
         self._check_fitted()
         doc = {
+            "version": _STATE_VERSION,
             "params": {
                 "categorical_columns": self.categorical_columns,
                 "missing": self.missing,
@@ -545,8 +773,10 @@ class TabularAdapter:
         ad.input_kind_ = doc["input_kind"]
         ad.input_columns_ = list(doc["input_columns"])
         ad.dropped_columns_ = list(doc["dropped_columns"])
+        legacy = int(doc.get("version", 1)) < 2
         ad.columns_ = [
-            _Column(c["name"], c["kind"], bool(c["indicator"]), list(c["categories"]),
+            _Column(c["name"], c["kind"], bool(c["indicator"]),
+                    [None if legacy and k == _LEGACY_MISSING else k for k in c["categories"]],
                     float(c["median"]))
             for c in doc["columns"]
         ]

@@ -5,9 +5,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genad.errors import TrainingDivergedError
 from genad.models.base import GenerativeModel
 
 __all__ = ["PCAConvAutoEncoderModel"]
+
+_PCA_ADVICE = ("check the training data for extreme values and rescale very large columns "
+               "(e.g. divide them by a power of ten or take a log)")
+
+
+def _principal_axes(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Singular values and right singular vectors of the centred training rows, or a
+    :class:`~genad.errors.TrainingDivergedError` with advice instead of a LinAlgError."""
+    if not bool(torch.isfinite(centred).all()):
+        raise TrainingDivergedError(
+            f"PCA cannot be fitted: the encoded training rows hold NaN or inf; {_PCA_ADVICE}"
+        )
+    try:
+        _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    except torch.linalg.LinAlgError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TrainingDivergedError(
+            f"PCA failed on the training rows ({first}); {_PCA_ADVICE}"
+        ) from exc
+    return s, vh
 
 
 class PCAConvAutoEncoderModel(GenerativeModel):
@@ -43,7 +64,7 @@ class PCAConvAutoEncoderModel(GenerativeModel):
     def setup(self, x_train: torch.Tensor) -> None:
         x = x_train.double()
         mean = x.mean(dim=0)
-        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        s, vh = _principal_axes(x - mean)
         var = s**2
         ratio = torch.cumsum(var, 0) / var.sum().clamp_min(1e-12)
         if isinstance(self.n_components, float) and 0 < self.n_components < 1:
