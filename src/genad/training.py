@@ -21,7 +21,7 @@ from genad.models.base import GenerativeModel
 
 __all__ = [
     "TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs",
-    "cpu_threads",
+    "cpu_threads", "hit_epoch_cap",
 ]
 
 
@@ -39,6 +39,49 @@ class TrainConfig:
     verbose: int = 1
     random_state: int | None = None
     description: str = "training"
+
+
+class _EpochLines:
+    """``verbose >= 2``: one plain progress line on stderr every few epochs (for logs).
+
+    Lines come every ``max(1, epochs // 10)`` epochs and at the last epoch, e.g.
+    ``epoch 10/50  loss 0.123  val 0.130  (1.2 s)``.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.every = max(1, total // 10)
+        self.t0 = time.perf_counter()
+
+    def update(self, epoch: int, train_loss: float, val_loss: float, last: bool) -> None:
+        done = epoch + 1
+        if done % self.every and not last:
+            return
+        sys.stderr.write(f"epoch {done}/{self.total}  loss {train_loss:.4g}  val {val_loss:.4g}"
+                         f"  ({time.perf_counter() - self.t0:.1f} s)\n")
+        sys.stderr.flush()
+
+
+def hit_epoch_cap(history: dict[str, Any], epochs: int, patience: int) -> bool:
+    """Whether training ran out of epochs while the validation loss was still improving.
+
+    True when every one of ``epochs`` ran (no early stop) and the best validation loss
+    came within the last ``min(patience, epochs)`` epochs: the early-stopping rule had not
+    yet seen ``patience`` epochs without improvement, so more epochs would likely help.
+
+    Examples
+    --------
+    >>> hit_epoch_cap({"val_loss": [3.0, 2.0, 1.0], "best_epoch": 2, "stopped_early": False},
+    ...               epochs=3, patience=10)
+    True
+    >>> hit_epoch_cap({"val_loss": [3.0, 1.0] + [2.0] * 10, "best_epoch": 1,
+    ...                "stopped_early": False}, epochs=12, patience=10)
+    False
+    """
+    ran = len(history["val_loss"])
+    if history.get("stopped_early") or ran < epochs:
+        return False
+    return bool(history["best_epoch"] >= ran - min(patience, ran))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -148,7 +191,11 @@ def train_model(
     -------
     dict
         History: ``train_loss``, ``val_loss``, ``epoch_seconds`` (lists, one per epoch),
-        ``best_epoch`` (0-based), ``stopped_early``, ``device``.
+        ``best_epoch`` (0-based), ``stopped_early``, ``device``, ``hit_epoch_cap`` (every
+        epoch ran and the validation loss was still improving: see :func:`hit_epoch_cap`).
+
+    ``config.verbose``: 0 is silent, 1 shows a progress bar when stderr is a terminal,
+    2 (or more) prints one line every few epochs on stderr, terminal or not (for logs).
 
     Raises
     ------
@@ -172,8 +219,9 @@ def train_model(
     best = math.inf
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs = 0
-    show = config.verbose > 0 and sys.stderr.isatty()
+    show = config.verbose == 1 and sys.stderr.isatty()
     prog = _progress(show, config.epochs, config.description)
+    lines = _EpochLines(config.epochs) if config.verbose >= 2 else None
     first_loss: float | None = None
     threads = cpu_threads(model, device)
     threads.__enter__()
@@ -224,13 +272,17 @@ def train_model(
             if prog is not None:
                 prog.update(prog.task_ids[0], advance=1,
                             info=f"loss {train_loss:.4g}  val {val_loss:.4g}")
-            if bad_epochs >= config.patience:
+            stop = bad_epochs >= config.patience
+            if lines is not None:
+                lines.update(epoch, train_loss, val_loss, stop or epoch + 1 == config.epochs)
+            if stop:
                 history["stopped_early"] = True
                 break
     finally:
         threads.__exit__()
         if prog is not None:
             prog.stop()
+    history["hit_epoch_cap"] = hit_epoch_cap(history, config.epochs, config.patience)
     model.load_state_dict(best_state)
     model.eval()
     with torch.inference_mode():
