@@ -65,23 +65,25 @@ class _EpochLines:
 def hit_epoch_cap(history: dict[str, Any], epochs: int, patience: int) -> bool:
     """Whether training ran out of epochs while the validation loss was still improving.
 
-    True when every one of ``epochs`` ran (no early stop) and the best validation loss
-    came within the last ``min(patience, epochs)`` epochs: the early-stopping rule had not
-    yet seen ``patience`` epochs without improvement, so more epochs would likely help.
+    True when all ``epochs`` ran (no early stop) and the best validation loss came in the
+    last ``max(1, min(patience, epochs) // 2)`` epochs. Without an early stop the last
+    improvement is always within ``patience`` epochs, so that alone says little; an
+    improvement in the latter half of the patience window means the loss had not
+    levelled off, and more epochs would likely give a better model.
 
     Examples
     --------
     >>> hit_epoch_cap({"val_loss": [3.0, 2.0, 1.0], "best_epoch": 2, "stopped_early": False},
     ...               epochs=3, patience=10)
     True
-    >>> hit_epoch_cap({"val_loss": [3.0, 1.0] + [2.0] * 10, "best_epoch": 1,
-    ...                "stopped_early": False}, epochs=12, patience=10)
+    >>> hit_epoch_cap({"val_loss": [3.0, 1.0, 2.0, 2.0, 2.0, 2.0], "best_epoch": 1,
+    ...                "stopped_early": False}, epochs=6, patience=10)
     False
     """
     ran = len(history["val_loss"])
     if history.get("stopped_early") or ran < epochs:
         return False
-    return bool(history["best_epoch"] >= ran - min(patience, ran))
+    return bool(history["best_epoch"] >= ran - max(1, min(patience, ran) // 2))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
