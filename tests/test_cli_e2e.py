@@ -91,10 +91,14 @@ def data(tmp_path_factory) -> SimpleNamespace:
                            test=folder / "test.parquet")
 
 
+def _train_args(data: SimpleNamespace, name: str, out: Path) -> list[str | Path]:
+    return ["train", data.train, "--model", name, "--label-column", "Class",
+            "--exclude-columns", "tx_id,Time", "--epochs", "2", "--target-fpr", "0.05",
+            "--out", out]
+
+
 def _train(data: SimpleNamespace, name: str, out: Path) -> subprocess.CompletedProcess[str]:
-    return genad_cli("train", data.train, "--model", name, "--label-column", "Class",
-                     "--exclude-columns", "tx_id,Time", "--epochs", "2", "--target-fpr",
-                     "0.05", "--out", out)
+    return genad_cli(*_train_args(data, name, out))
 
 
 @pytest.fixture(scope="module", params=MODEL_NAMES)
@@ -185,13 +189,35 @@ def test_fresh_interpreter_loads_and_scores(trained, data):
 
 # ------------------------------------------------------------------ seeds
 def test_cli_training_is_reproducible_by_default(data):
-    """No seed given: two trainings in separate processes give byte-identical scores."""
+    """No seed given: the console script and an in-process run give byte-identical scores."""
+    from typer.testing import CliRunner
+
+    from genad.cli import app
+
     first, second = data.folder / "repro-1.genad", data.folder / "repro-2.genad"
-    for path in (first, second):
-        assert_ok(_train(data, "vae", path))  # the VAE draws noise: the strictest case
-    code = ("import sys, genad, pandas as pd; X = pd.read_parquet(sys.argv[3]); "
-            "a, b = (genad.load(p).anomaly_score(X) for p in sys.argv[1:3]); "
-            "print(a.tobytes() == b.tobytes())")
-    proc = _run(sys.executable, "-c", code, first, second, data.test)
-    assert_ok(proc)
-    assert proc.stdout.strip() == "True"
+    assert_ok(_train(data, "vae", first))  # the VAE draws noise: the strictest case
+    result = CliRunner().invoke(app, [str(a) for a in _train_args(data, "vae", second)])
+    assert result.exit_code == 0, result.output
+    test = pd.read_parquet(data.test)
+    a, b = (genad.load(p).anomaly_score(test) for p in (first, second))
+    assert a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------------------------------ start-up
+def test_help_of_every_command_stays_torch_free():
+    """``--help`` must not import torch (it would take seconds)."""
+    code = (
+        "import sys\n"
+        "from genad.cli import app\n"
+        "for cmd in ([], ['train'], ['calibrate'], ['score'], ['evaluate'], ['report'],\n"
+        "            ['info'], ['demo']):\n"
+        "    try:\n"
+        "        app([*cmd, '--help'], prog_name='genad')\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (cmd, exc.code)\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = _run(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "False"
+    assert "--target-fpr" in proc.stdout and "--id-column" in proc.stdout

@@ -240,10 +240,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_out(out: Path, **inputs: Path | None) -> None:
-    """Refuse an ``--out`` that is one of the files being read (it would be destroyed)."""
+def _need_name(out: Path) -> None:
     if not out.name:
         raise InvalidInputError(f"--out needs a file name, got {str(out)!r}")
+
+
+def _check_out(out: Path, **inputs: Path | None) -> None:
+    """Refuse an ``--out`` that is one of the files being read (it would be destroyed)."""
+    _need_name(out)
     for what, path in inputs.items():
         if path is not None and _same_file(out, path):
             raise InvalidInputError(
@@ -260,8 +264,7 @@ def _key() -> dict[str, str]:
 
 def _model_out(out: Path) -> Path:
     """The path a model is saved to: ``out``, with ``.genad`` appended when missing."""
-    if not out.name:
-        raise InvalidInputError(f"--out needs a file name, got {str(out)!r}")
+    _need_name(out)
     return out if out.suffix == ".genad" else out.with_name(out.name + ".genad")
 
 
