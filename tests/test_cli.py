@@ -388,9 +388,16 @@ def test_report_refuses_to_overwrite_its_data(model_file, tmp_path):
     assert data.read_bytes() == before
 
 
-def test_out_without_a_file_name_is_a_clean_error(workdir):
-    result = run("train", workdir / "train.csv", "--out", "", "--epochs", "1")
+@pytest.mark.parametrize("command", ["train", "calibrate"])
+@pytest.mark.parametrize("out", ["", "folder"])
+def test_model_out_must_be_a_file_name(model_file, workdir, tmp_path, command, out):
+    (tmp_path / "folder").mkdir()
+    out = str(tmp_path / out) if out else out
+    args = {"train": ["train", workdir / "train.csv", "--epochs", "1"],
+            "calibrate": ["calibrate", model_file, "--target-fpr", "0.2"]}[command]
+    result = run(*args, "--out", out)
     assert_one_line_error(result, 1, contains="--out needs a file name")
+    assert not (tmp_path / "folder.genad").exists()
 
 
 # ------------------------------------------------------------ analyst workflow

@@ -241,8 +241,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _need_name(out: Path) -> None:
-    if not out.name:
-        raise InvalidInputError(f"--out needs a file name, got {str(out)!r}")
+    if not out.name or out.is_dir():
+        raise InvalidInputError(f"--out needs a file name, got {str(out)!r}"
+                                + (" (a folder)" if out.name else ""))
 
 
 def _check_out(out: Path, **inputs: Path | None) -> None:

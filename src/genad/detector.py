@@ -329,7 +329,8 @@ class Detector(BaseEstimator):
             )
         if history.get("hit_epoch_cap"):
             warnings.warn(
-                f"training stopped at the epoch cap ({self.n_epochs_} epochs) while the "
+                f"training stopped at the epoch cap ({self.n_epochs_} epoch"
+                f"{'s' if self.n_epochs_ != 1 else ''}) while the "
                 "validation loss was still improving; more epochs (epochs=, or --epochs in "
                 "the CLI) may give a better model", GenadWarning, stacklevel=2,
             )
