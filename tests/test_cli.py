@@ -463,10 +463,14 @@ def test_train_seed_defaults_to_zero_and_is_stored(workdir, tmp_path):
     assert genad.load(tmp_path / "m7.genad").random_state == 7
 
 
-def test_train_random_state_is_a_hidden_alias_of_seed(model_file):
-    assert genad.load(model_file).random_state == 0  # trained with --random-state 0
-    help_text = run("train", "--help").stdout
-    assert "--seed" in help_text and "--random-state" not in help_text
+def test_train_random_state_is_a_hidden_alias_of_seed(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad", "--epochs", "1",
+                 "-q", "--random-state", "5")
+    assert result.exit_code == 0, result.output
+    assert genad.load(tmp_path / "m.genad").random_state == 5
+    for command in ("train", "demo"):
+        help_text = run(command, "--help").stdout
+        assert "--seed" in help_text and "--random-state" not in help_text
 
 
 def test_train_progress_lines_when_not_a_terminal(workdir, tmp_path):

@@ -669,7 +669,10 @@ def _demo(
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),
-    random_state: int = typer.Option(0, "--random-state", help="Seed of split and model."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                             help="Seed of the split and the model."),
+    random_state: int | None = typer.Option(None, "--random-state", hidden=True,
+                                            help="Old name of --seed."),
 ) -> None:
     """Train on real data shipped with scikit-learn and write a report.
 
@@ -680,7 +683,9 @@ def _demo(
     from genad.demo import run_demo
 
     typer.echo("Wisconsin breast cancer (scikit-learn): benign = normal, malignant = anomaly")
-    res = run_demo(out, model=model.value, epochs=epochs, random_state=random_state, verbose=1)
+    res = run_demo(out, model=model.value, epochs=epochs,
+                   random_state=seed if random_state is None else random_state,
+                   verbose=_verbosity(False))
     m = res.metrics
     typer.echo(f"trained {type(res.detector).__name__} on {res.n_train_normal} benign rows "
                f"({res.detector.n_epochs_} epochs, {res.seconds:.1f} s)")
