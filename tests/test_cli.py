@@ -201,6 +201,7 @@ def test_info(model_file):
     assert "AutoEncoder" in out
     assert "threshold" in out and "target_fpr" in out
     assert "3 epochs" in out
+    assert ("hit the epoch cap" in out) == genad.load(model_file).history_["hit_epoch_cap"]
     for column in ("amount", "kind", "hour"):
         assert column in out
     assert "torch" in out

@@ -630,6 +630,7 @@ def _info(
         f"training   {fitted.get('n_epochs_')} epochs"
         + (f", best {best + 1}" if isinstance(best, int) else "")
         + (", stopped early" if history.get("stopped_early") else "")
+        + (", hit the epoch cap while still improving" if history.get("hit_epoch_cap") else "")
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
     )
     console.print(f"network    hidden {fitted.get('hidden_sizes_')}, latent "
