@@ -201,6 +201,7 @@ def test_info(model_file):
     assert "AutoEncoder" in out
     assert "threshold" in out and "target_fpr" in out
     assert "3 epochs" in out
+    assert ("hit the epoch cap" in out) == genad.load(model_file).history_["hit_epoch_cap"]
     for column in ("amount", "kind", "hour"):
         assert column in out
     assert "torch" in out
@@ -330,3 +331,270 @@ def test_console_script_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().startswith("error: ")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------ inputs are never destroyed
+def _same_file_variants(tmp_path: Path, target: Path) -> dict[str, Path]:
+    """``target`` by its own path, a relative-looking detour, a symlink and a hard link."""
+    detour = tmp_path / "sub"
+    detour.mkdir(exist_ok=True)
+    link = tmp_path / f"link{target.suffix}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+    hard = tmp_path / f"hard{target.suffix}"
+    hard.unlink(missing_ok=True)
+    hard.hardlink_to(target)
+    return {"same": target, "detour": detour / ".." / target.name, "symlink": link,
+            "hardlink": hard}
+
+
+@pytest.mark.parametrize("how", ["same", "detour", "symlink", "hardlink"])
+def test_score_refuses_to_overwrite_its_data(model_file, tmp_path, how):
+    data = tmp_path / "data.csv"
+    _table(n=40).to_csv(data, index=False)
+    before = data.read_bytes()
+    out = _same_file_variants(tmp_path, data)[how]
+    result = run("score", model_file, data, "--out", out)
+    assert_one_line_error(result, 1, contains="is the data file being read")
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_score_refuses_to_overwrite_its_model(model_file, workdir, tmp_path, how):
+    model = tmp_path / "m.csv"  # a model under a table's name: still never overwritten
+    model.write_bytes(model_file.read_bytes())
+    out = _same_file_variants(tmp_path, model)[how]
+    result = run("score", model, workdir / "test.csv", "--out", out)
+    assert_one_line_error(result, 1, contains="is the model file being read")
+    assert model.read_bytes() == model_file.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_report_refuses_to_overwrite_its_model(model_file, workdir, tmp_path, how):
+    model = tmp_path / "m.genad"
+    model.write_bytes(model_file.read_bytes())
+    out = _same_file_variants(tmp_path, model)[how]
+    result = run("report", model, workdir / "test.csv", "--out", out)
+    assert_one_line_error(result, 1, contains="is the model file being read")
+    assert model.read_bytes() == model_file.read_bytes()
+    assert genad.load(model).threshold_ == genad.load(model_file).threshold_
+
+
+def test_report_refuses_to_overwrite_its_data(model_file, tmp_path):
+    data = tmp_path / "d.csv"
+    _table(n=40).to_csv(data, index=False)
+    before = data.read_bytes()
+    result = run("report", model_file, data, "--out", data)
+    assert_one_line_error(result, 1, contains="is the data file being read")
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["train", "calibrate"])
+@pytest.mark.parametrize("out", ["", "folder"])
+def test_model_out_must_be_a_file_name(model_file, workdir, tmp_path, command, out):
+    (tmp_path / "folder").mkdir()
+    out = str(tmp_path / out) if out else out
+    args = {"train": ["train", workdir / "train.csv", "--epochs", "1"],
+            "calibrate": ["calibrate", model_file, "--target-fpr", "0.2"]}[command]
+    result = run(*args, "--out", out)
+    assert_one_line_error(result, 1, contains="--out needs a file name")
+    assert not (tmp_path / "folder.genad").exists()
+
+
+# ------------------------------------------------------------ analyst workflow
+def test_score_id_and_keep_columns(model_file, workdir, tmp_path):
+    test = _table(seed=1)
+    test.insert(0, "tx", [f"t{i}" for i in range(len(test))])
+    test.to_csv(tmp_path / "with_id.csv", index=False)
+    out = tmp_path / "s.csv"
+    result = run("score", model_file, tmp_path / "with_id.csv", "--out", out,
+                 "--id-column", "tx", "--keep-columns", "amount,kind", "--keep-columns", "hour")
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out)
+    assert list(scores.columns) == ["tx", "amount", "kind", "hour", "anomaly_score", "p_value",
+                                    "is_anomaly", "top_features"]
+    assert scores["tx"].tolist() == test["tx"].tolist()
+    assert scores["kind"].tolist() == test["kind"].tolist()
+
+
+@pytest.mark.parametrize("option", ["--id-column", "--keep-columns"])
+def test_score_unknown_column_suggests_and_lists(model_file, workdir, tmp_path, option):
+    result = run("score", model_file, workdir / "test.csv", "--out", tmp_path / "s.csv",
+                 option, "Kind")
+    line = assert_one_line_error(result, 1, contains="'Kind'")
+    assert "did you mean 'kind'?" in line
+    assert "'amount', 'a', 'b', 'kind', 'hour', 'label'" in line
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_train_exclude_columns(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "-l", "label", "--exclude-columns", "a,hour",
+                 "--out", tmp_path / "m.genad", "--epochs", "1", "-q")
+    assert result.exit_code == 0, result.output
+    det = genad.load(tmp_path / "m.genad")
+    assert det.adapter_.column_names_ == ["amount", "b", "kind"]
+    # extra columns at score time are ignored: the full test table still scores
+    assert np.isfinite(det.anomaly_score(pd.read_csv(workdir / "test.csv"))).all()
+
+
+def test_train_exclude_unknown_column(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--exclude-columns", "amount,Hour",
+                 "--out", tmp_path / "m.genad", "--epochs", "1")
+    line = assert_one_line_error(result, 1, contains="'Hour'")
+    assert "did you mean 'hour'?" in line and "'label'" in line
+    assert not (tmp_path / "m.genad").exists()
+
+
+def test_label_column_typo_suggests_and_lists(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--label-column", "Label",
+                 "--out", tmp_path / "m.genad", "--epochs", "1")
+    line = assert_one_line_error(result, 1, contains="'Label'")
+    assert "did you mean 'label'?" in line
+    assert "available columns: 'amount', 'a', 'b', 'kind', 'hour', 'label'" in line
+
+
+def test_train_seed_defaults_to_zero_and_is_stored(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad", "--epochs", "1",
+                 "-q")
+    assert result.exit_code == 0, result.output
+    assert genad.load(tmp_path / "m.genad").random_state == 0
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m7.genad", "--epochs",
+                 "1", "-q", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert genad.load(tmp_path / "m7.genad").random_state == 7
+
+
+def test_train_random_state_is_a_hidden_alias_of_seed(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad", "--epochs", "1",
+                 "-q", "--random-state", "5")
+    assert result.exit_code == 0, result.output
+    assert genad.load(tmp_path / "m.genad").random_state == 5
+    for command in ("train", "demo"):
+        help_text = run(command, "--help").stdout
+        assert "--seed" in help_text and "--random-state" not in help_text
+
+
+def test_train_progress_lines_when_not_a_terminal(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad",
+                 "--epochs", "4")
+    assert result.exit_code == 0, result.output
+    epochs = [ln for ln in result.stderr.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("loss " in ln and "val " in ln for ln in epochs)
+
+
+def test_train_quiet_prints_no_progress(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad",
+                 "--epochs", "4", "-q")
+    assert result.exit_code == 0, result.output
+    assert not [ln for ln in result.stderr.splitlines() if ln.startswith("epoch ")]
+
+
+def test_train_warns_when_it_hits_the_epoch_cap(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "m.genad",
+                 "--epochs", "2", "-q")
+    assert result.exit_code == 0, result.output
+    warning = [ln for ln in result.stderr.splitlines() if "epoch cap" in ln]
+    assert len(warning) == 1 and warning[0].startswith("warning: ")
+    assert "--epochs" in warning[0]
+
+
+@pytest.mark.parametrize("command", ["train", "score", "evaluate", "report", "info",
+                                     "calibrate", "demo"])
+def test_help_shows_flags_as_flags(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "--help" in result.stdout
+    assert "<bool>" not in result.stdout and "BOOLEAN" not in result.stdout
+
+
+def test_root_help_shows_flags_as_flags():
+    result = run("--help")
+    assert "--version" in result.stdout and "<bool>" not in result.stdout
+
+
+def test_bad_choice_message_has_no_value_error_prefix(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "--model", "gan9000",
+                 "--out", tmp_path / "m.genad")
+    line = assert_one_line_error(result, 2, contains="'gan9000' is not one of")
+    assert "Value error" not in line
+
+
+# ------------------------------------------------------------------ calibrate
+def test_calibrate_on_stored_normals(model_file, tmp_path):
+    before = genad.load(model_file)
+    out = tmp_path / "recal.genad"
+    result = run("calibrate", model_file, "--target-fpr", "0.2", "--out", out)
+    assert result.exit_code == 0, result.output
+    after = genad.load(out)
+    assert after.threshold_setting_ == pytest.approx(0.2)
+    assert after.threshold_ < before.threshold_
+    np.testing.assert_array_equal(after.calibration_scores_, before.calibration_scores_)
+    assert f"{before.threshold_:.6g} -> {after.threshold_:.6g}" in result.stdout
+    rate = np.mean(after.calibration_scores_ > after.threshold_)
+    assert f"expected alert rate on normal rows: {rate:.3%}" in result.stdout
+    assert genad.load(model_file).threshold_ == before.threshold_  # MODEL untouched
+
+
+def test_calibrate_on_new_normals_leaves_labelled_anomalies_out(model_file, workdir, tmp_path):
+    out = tmp_path / "recal.genad"
+    result = run("calibrate", model_file, "--target-fpr", "0.1", "--data",
+                 workdir / "test.csv", "--label-column", "label", "--out", out)
+    assert result.exit_code == 0, result.output
+    det = genad.load(out)
+    test = pd.read_csv(workdir / "test.csv")
+    normals = test[test["label"] == 0]
+    assert len(det.calibration_scores_) == len(normals) == 285
+    np.testing.assert_allclose(np.sort(det.calibration_scores_),
+                               np.sort(det.anomaly_score(normals)), rtol=1e-6)
+    assert np.mean(det.anomaly_score(normals) > det.threshold_) <= 0.1
+    assert "285 normal rows of test.csv" in result.stdout
+
+
+def test_calibrate_in_place(model_file, tmp_path):
+    model = tmp_path / "m.genad"
+    model.write_bytes(model_file.read_bytes())
+    result = run("calibrate", model, "--target-fpr", "0.2", "--out", model)
+    assert result.exit_code == 0, result.output
+    assert genad.load(model).threshold_setting_ == pytest.approx(0.2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.genad"]  # no stray temp file
+
+
+def test_calibrate_rate_too_small_leaves_the_model(model_file, tmp_path):
+    model = tmp_path / "m.genad"
+    model.write_bytes(model_file.read_bytes())
+    result = run("calibrate", model, "--target-fpr", "0.0001", "--out", model)
+    line = assert_one_line_error(result, 1, contains="target_fpr=0.0001")
+    assert "np." not in line
+    assert model.read_bytes() == model_file.read_bytes()
+
+
+def test_calibrate_label_column_needs_data(model_file, tmp_path):
+    result = run("calibrate", model_file, "--label-column", "label",
+                 "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 2, contains="--data")
+
+
+def test_calibrate_unknown_label_column(model_file, workdir, tmp_path):
+    result = run("calibrate", model_file, "--data", workdir / "test.csv", "--label-column",
+                 "labels", "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 1, contains="did you mean 'label'?")
+
+
+# ---------------------------------------------------------------- signing key
+def _takes_key() -> bool:
+    import inspect
+
+    return "key" in inspect.signature(genad.load).parameters
+
+
+@pytest.mark.skipif(not _takes_key(), reason="genad.load has no key= (bundle signing)")
+def test_bundle_key_from_the_environment_signs_and_checks(workdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAD_BUNDLE_KEY", "secret")
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "signed.genad",
+                 "--epochs", "1", "-q")
+    assert result.exit_code == 0, result.output
+    assert genad.load(tmp_path / "signed.genad", key="secret").threshold_ > 0
+    assert run("info", tmp_path / "signed.genad").exit_code == 0
+    monkeypatch.setenv("GENAD_BUNDLE_KEY", "other")
+    assert_one_line_error(run("info", tmp_path / "signed.genad"), 1, contains="signed.genad")

@@ -33,3 +33,42 @@ def test_check_number_names_the_interval(value, kwargs, interval):
 def test_check_number_accepts_closed_bounds():
     check_number("w", 0.0, low=0.0, high=1.0)
     check_number("w", 1.0, low=0.0, high=1.0)
+
+
+# ------------------------------------------------------- plain numbers in messages
+@pytest.mark.parametrize(
+    "check,value,shown",
+    [
+        (lambda v: check_number("learning_rate", v, low=0.0, low_open=True), np.float64(-2.69),
+         "got -2.69"),
+        (lambda v: check_int("epochs", v, low=1), np.float64(2.5), "got 2.5"),
+        (lambda v: check_int("epochs", v, low=1), np.int64(0), "got 0"),
+    ],
+)
+def test_messages_show_numpy_scalars_as_plain_numbers(check, value, shown):
+    with pytest.raises(InvalidInputError) as info:
+        check(value)
+    assert str(info.value).endswith(shown)
+    assert "np." not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "param,value,shown",
+    [("target_fpr", np.float64(2.69), "got 2.69"), ("contamination", np.float32(1.5), "got 1.5"),
+     ("hidden_sizes", np.int64(8), "got 8"), ("learning_rate", np.float64(-1.0), "got -1.0")],
+)
+def test_detector_parameter_errors_show_plain_numbers(param, value, shown):
+    import genad
+
+    with pytest.raises(InvalidInputError) as info:
+        genad.AutoEncoder(verbose=0, **{param: value}).fit(np.zeros((20, 2)))
+    assert str(info.value).endswith(shown)
+    assert "np." not in str(info.value)
+
+
+def test_plain():
+    from genad._params import plain
+
+    assert plain(np.float64(2.69)) == "2.69"
+    assert plain((np.int64(1), "a")) == "(1, 'a')"
+    assert plain(np.array([1.5, 2.0])) == "[1.5, 2.0]"

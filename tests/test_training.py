@@ -250,3 +250,71 @@ def test_bad_training_parameters_raise_naming_them(param, value, normal_array):
     det = genad.AutoEncoder(verbose=0, **{param: value})
     with pytest.raises(InvalidInputError, match=param.split("_")[0]):
         det.fit(normal_array)
+
+
+# ------------------------------------------------------------------ progress in logs
+def test_verbose_2_prints_a_line_every_few_epochs(capsys):
+    history = train_model(_Scalar(val_losses=[10.0 - i for i in range(20)]), _x(), _x(8),
+                          _config(epochs=20, patience=30, verbose=2))
+    err = capsys.readouterr().err.splitlines()
+    assert [ln.split()[1] for ln in err] == [f"{e}/20" for e in range(2, 21, 2)]
+    last = history["train_loss"][-1], history["val_loss"][-1]
+    assert err[-1].startswith(f"epoch 20/20  loss {last[0]:.4g}  val {last[1]:.4g}  (")
+    assert err[-1].endswith(" s)")
+
+
+def test_verbose_2_prints_the_epoch_where_training_stops_early(capsys):
+    val = [5.0, 4.0, 3.0] + [6.0] * 30
+    train_model(_Scalar(val_losses=val), _x(), _x(8), _config(epochs=30, patience=2, verbose=2))
+    err = capsys.readouterr().err.splitlines()
+    assert [ln.split()[1] for ln in err] == ["3/30", "5/30"]  # every 3rd epoch, then the stop
+
+
+def test_detector_verbose_2_logs_without_a_terminal(make_detector, normal_array, capsys):
+    make_detector("ae", epochs=3, verbose=2).fit(normal_array)
+    err = capsys.readouterr().err
+    assert [ln.split()[1] for ln in err.splitlines() if ln.startswith("epoch ")] == [
+        "1/3", "2/3", "3/3"]
+
+
+# ------------------------------------------------------------------ epoch cap
+def test_hit_epoch_cap_while_still_improving():
+    history = train_model(_Scalar(val_losses=[10.0 - i for i in range(8)]), _x(), _x(8),
+                          _config(epochs=8, patience=3))
+    assert history["hit_epoch_cap"] is True
+
+
+def test_no_epoch_cap_after_early_stopping():
+    val = [5.0, 4.0, 3.0] + [6.0] * 30
+    history = train_model(_Scalar(val_losses=val), _x(), _x(8), _config(epochs=30, patience=2))
+    assert history["stopped_early"] is True
+    assert history["hit_epoch_cap"] is False
+
+
+def test_no_epoch_cap_when_the_loss_levelled_off_before_the_end():
+    # best at epoch 3 of 8, patience 6: no early stop, but no improvement in the last
+    # 4 epochs (more than half the patience window): the loss has levelled off
+    val = [5.0, 4.0, 3.5, 3.0] + [3.2] * 4
+    history = train_model(_Scalar(val_losses=val), _x(), _x(8), _config(epochs=8, patience=6))
+    assert history["stopped_early"] is False
+    assert history["hit_epoch_cap"] is False
+
+
+def test_detector_warns_when_it_hits_the_epoch_cap(make_detector, normal_array):
+    from genad.errors import GenadWarning
+
+    with pytest.warns(GenadWarning, match=r"epoch cap \(2 epochs\).*still improving"):
+        det = make_detector("ae", epochs=2).fit(normal_array)
+    assert det.history_["hit_epoch_cap"] is True
+
+
+def test_detector_does_not_warn_after_early_stopping(make_detector, normal_array):
+    import warnings
+
+    from genad.errors import GenadWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GenadWarning)
+        det = make_detector("ae", epochs=200, patience=2, learning_rate=1e-2).fit(normal_array)
+    assert det.history_["stopped_early"] is True
+    assert det.history_["hit_epoch_cap"] is False

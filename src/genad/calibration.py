@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from genad._params import plain
 from genad.data.labels import check_labels
 from genad.errors import CalibrationWarning, InvalidInputError
 
@@ -64,9 +65,9 @@ def check_rate(value: float, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a number in (0, 1), got {value!r}") from exc
+        raise InvalidInputError(f"{name} must be a number in (0, 1), got {plain(value)}") from exc
     if not 0.0 < v < 1.0:
-        raise InvalidInputError(f"{name} must be in the open interval (0, 1), got {value!r}")
+        raise InvalidInputError(f"{name} must be in the open interval (0, 1), got {plain(value)}")
     return v
 
 

@@ -1,16 +1,23 @@
-"""The ``genad`` command line: train, score, evaluate, report, info, demo.
+"""The ``genad`` command line: train, calibrate, score, evaluate, report, info, demo.
 
 Every error a user can cause (a missing or unreadable file, a bad column, a bad label,
-a damaged model, a diverged training run) is printed as one line ``error: <message>``
-on stderr with exit code 1; usage errors (an unknown option or choice) exit with 2.
-No traceback is shown; set ``GENAD_DEBUG=1`` to see one for unexpected errors.
+a damaged model, a diverged training run, an ``--out`` that is one of the inputs) is
+printed as one line ``error: <message>`` on stderr with exit code 1; usage errors (an
+unknown option or choice) exit with 2. No traceback is shown; set ``GENAD_DEBUG=1`` to
+see one for unexpected errors. Warnings are ``warning: <message>`` lines on stderr.
+
+Every file is written atomically (a temporary file in the same folder, then a rename),
+and ``--out`` may never be the data file being read (nor, except for ``calibrate``, the
+model). When ``GENAD_BUNDLE_KEY`` is set, models are signed on save and checked on load
+with that key.
 
 Examples
 --------
 .. code-block:: console
 
-    $ genad train transactions.csv --model vae --label-column Class --out fraud.genad
-    $ genad score fraud.genad new.csv --out scores.csv
+    $ genad train transactions.csv --label-column Class --exclude-columns Time --out fraud.genad
+    $ genad calibrate fraud.genad --target-fpr 0.001 --out fraud-0.1pct.genad
+    $ genad score fraud.genad new.csv --id-column tx_id --keep-columns Amount --out scores.csv
     $ genad evaluate fraud.genad test.csv --label-column Class
     $ genad report fraud.genad test.csv --label-column Class --out report.html
     $ genad info fraud.genad
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from genad.errors import GenadError, InvalidInputError
 
@@ -52,6 +59,11 @@ _UsageError = _click_class("UsageError")
 
 def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
+
+
+def _usage_message(exc: Any) -> str:
+    """A usage error's message without pydantic's ``Value error,`` prefix."""
+    return str(exc.format_message()).replace("Value error, ", "")
 
 
 def _fail(message: Any, code: int = 1) -> NoReturn:
@@ -77,7 +89,22 @@ def _warnings_as_lines() -> Iterator[None]:
         yield
 
 
-class _Group(TyperGroup):
+class _FlagsMixin:
+    """Show on/off options as flags in ``--help`` (typer labels them ``<bool>``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsMixin, TyperCommand):
+    """A genad subcommand."""
+
+
+class _Group(_FlagsMixin, TyperGroup):
     """Typer group whose errors are one line on stderr, never a traceback."""
 
     def main(  # type: ignore[override]
@@ -101,7 +128,7 @@ class _Group(TyperGroup):
                 typer.echo(ctx.get_help())
                 sys.exit(exc.exit_code)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            _fail(exc.format_message() + hint, exc.exit_code)
+            _fail(_usage_message(exc) + hint, exc.exit_code)
         except _ClickException as exc:
             _fail(exc.format_message(), getattr(exc, "exit_code", 1))
         except typer.Abort:
@@ -185,14 +212,90 @@ def _read(path: Path) -> Any:
     return read_table(path)
 
 
+def _names(values: list[str] | None) -> list[str]:
+    """Column names from a repeatable, comma-separated option (``A,B --opt C``)."""
+    names: list[str] = []
+    for value in values or []:
+        names.extend(n.strip() for n in value.split(",") if n.strip())
+    return list(dict.fromkeys(names))
+
+
+def _check_columns(names: list[str], df: Any, path: Path, what: str) -> None:
+    """Raise naming the first of ``names`` that is not a column of ``df`` (read from ``path``)."""
+    from genad._text import unknown_name
+
+    have = [str(c) for c in df.columns]
+    for name in names:
+        if name not in have:
+            raise InvalidInputError(unknown_name(what, name, have, str(path)))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (same path, a symlink or a hard link)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _need_name(out: Path) -> None:
+    if not out.name or out.is_dir():
+        raise InvalidInputError(f"--out needs a file name, got {str(out)!r}"
+                                + (" (a folder)" if out.name else ""))
+
+
+def _check_out(out: Path, **inputs: Path | None) -> None:
+    """Refuse an ``--out`` that is one of the files being read (it would be destroyed)."""
+    _need_name(out)
+    for what, path in inputs.items():
+        if path is not None and _same_file(out, path):
+            raise InvalidInputError(
+                f"--out {out} is the {what} file being read ({path}); writing it would "
+                "destroy it: choose another --out"
+            )
+
+
+def _key() -> dict[str, str]:
+    """``{"key": $GENAD_BUNDLE_KEY}`` when the variable is set, for every load and save."""
+    key = os.environ.get("GENAD_BUNDLE_KEY")
+    return {"key": key} if key else {}
+
+
+def _model_out(out: Path) -> Path:
+    """The path a model is saved to: ``out``, with ``.genad`` appended when missing."""
+    _need_name(out)
+    return out if out.suffix == ".genad" else out.with_name(out.name + ".genad")
+
+
+def _save(detector: Any, out: Path) -> Path:
+    return Path(detector.save(out, **_key()))
+
+
+def _accepted(fn: Any, **kwargs: Any) -> dict[str, Any]:
+    """The ``kwargs`` that ``fn`` takes (not None), so newer keywords are passed when known."""
+    import inspect
+
+    names = inspect.signature(fn).parameters
+    return {k: v for k, v in kwargs.items() if k in names and v is not None}
+
+
+def _verbosity(quiet: bool) -> int:
+    """0 with ``-q``; a progress bar on a terminal (1); plain lines in logs (2)."""
+    if quiet:
+        return 0
+    return 1 if sys.stderr.isatty() else 2
+
+
 def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
     """Drop the label column from ``df`` and return (features, 0/1 labels)."""
     import numpy as np
-
-    if column not in df.columns:
-        shown = ", ".join(map(str, list(df.columns)[:8])) + (" ..." if df.shape[1] > 8 else "")
-        raise InvalidInputError(f"label column {column!r} is not in {path}; columns: {shown}")
     import pandas as pd
+
+    from genad._params import plain
+
+    _check_columns([column], df, path, "label column")
 
     raw = df[column]
     values = raw.to_numpy()
@@ -202,7 +305,7 @@ def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
             f"label column {column!r} must hold 0 (normal) or 1 (anomaly); "
-            f"row {raw.index[i]!r} holds {values[i]!r}"
+            f"row {plain(raw.index[i])} holds {plain(values[i])}"
         )
     return df.drop(columns=[column]), numeric.astype(np.int64)
 
@@ -210,7 +313,7 @@ def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
 def _load(path: Path) -> Any:
     from genad.bundle import load
 
-    return load(path)
+    return load(path, **_key())
 
 
 def _fmt(value: Any) -> str:
@@ -244,7 +347,7 @@ def _jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ train
-@app.command("train")
+@app.command("train", cls=_Command)
 def _train(
     data: Path = typer.Argument(
         ..., metavar="DATA", help="Training table (.csv, .tsv or .parquet)."
@@ -258,34 +361,57 @@ def _train(
         help="0/1 label column (1 = anomaly). It is not a feature; rows labelled 1 are "
              "left out of training.",
     ),
+    exclude_columns: list[str] | None = typer.Option(
+        None, "--exclude-columns", "-x",
+        help="Columns the model ignores (an id, a timestamp): comma-separated, or repeat "
+             "the option.",
+    ),
     target_fpr: float = typer.Option(
         0.01, "--target-fpr", callback=_open_rate,
-        help="False-positive rate on held-out normal rows at which the threshold is set.",
+        help="False-positive rate on held-out normal rows at which the threshold is set "
+             "(change it later with 'genad calibrate').",
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),
     categorical: list[str] | None = typer.Option(
         None, "--categorical", "-c",
-        help="Treat this column as categorical (repeat the option for several).",
+        help="Treat this column as categorical: comma-separated, or repeat the option.",
     ),
-    random_state: int | None = typer.Option(None, "--random-state",
-                                            help="Seed, for reproducible runs."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1,
+        help="Seed of the split, initialisation and shuffling: the same seed and data give "
+             "the same model.",
+    ),
+    random_state: int | None = typer.Option(None, "--random-state", hidden=True,
+                                            help="Old name of --seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q",
+        help="No progress (a bar on a terminal, a line every few epochs otherwise).",
+    ),
 ) -> None:
     """Train a detector on the normal rows of DATA and save it to one .genad file."""
+    target = _model_out(out)
+    _check_out(target, data=data)
     from genad.estimators import MODELS
 
     df = _read(data)
+    excluded = _names(exclude_columns)
+    _check_columns(excluded, df, data, "excluded column")
     y = None
     if label_column is not None:
         df, y = _split_labels(df, label_column, data)
+    df = df.drop(columns=[c for c in excluded if c in df.columns])
+    if df.shape[1] == 0:
+        raise InvalidInputError(f"no column of {data} is left to train on after "
+                                "--label-column and --exclude-columns")
     detector = MODELS[model.value](
-        target_fpr=target_fpr, epochs=epochs, categorical_columns=categorical or None,
-        random_state=random_state, device=device, verbose=0 if quiet else 1,
+        target_fpr=target_fpr, epochs=epochs, categorical_columns=_names(categorical) or None,
+        random_state=seed if random_state is None else random_state, device=device,
+        verbose=_verbosity(quiet),
     )
     detector.fit(df, y)
-    path = detector.save(out)
+    path = _save(detector, target)
     n_anomalies = int(y.sum()) if y is not None else 0
     n_cal = len(detector.calibration_scores_)
     history = detector.history_
@@ -294,7 +420,8 @@ def _train(
          f"of {len(df):,}" + (f" ({n_anomalies:,} labelled anomalies left out)"
                                if n_anomalies else ""))
     echo(f"  columns:   {len(detector.adapter_.column_names_)} used "
-         f"({detector.adapter_.n_features_out_} encoded features)")
+         f"({detector.adapter_.n_features_out_} encoded features)"
+         + (f"; excluded {', '.join(excluded)}" if excluded else ""))
     echo(f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
          + (", stopped early" if history.get("stopped_early") else "") + ")")
     echo(f"  threshold: {detector.threshold_:.6g} (target false-positive rate "
@@ -302,8 +429,61 @@ def _train(
     echo(f"saved {path}")
 
 
+# -------------------------------------------------------------- calibrate
+@app.command("calibrate", cls=_Command)
+def _calibrate(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
+    out: Path = typer.Option(
+        ..., "--out", "-o",
+        help="Where to save the recalibrated model (.genad); may be MODEL itself (the file "
+             "is replaced atomically).",
+    ),
+    target_fpr: float | None = typer.Option(
+        None, "--target-fpr", callback=lambda v: v if v is None else _open_rate(v),
+        help="Wanted false-positive rate on normal rows (default: the model's own).",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", "-d",
+        help="New normal rows to calibrate on (.csv, .tsv or .parquet); they replace the "
+             "stored held-out normals. Default: re-threshold on the stored ones.",
+    ),
+    label_column: str | None = typer.Option(
+        None, "--label-column", "-l",
+        help="0/1 label column of --data; rows labelled 1 are left out.",
+    ),
+) -> None:
+    """Move the threshold of MODEL to a new false-positive rate, without retraining."""
+    import numpy as np
+
+    if label_column is not None and data is None:
+        raise typer.BadParameter("needs --data", param_hint="'--label-column'")
+    target = _model_out(out)
+    _check_out(target, data=data)
+    detector = _load(model_path)
+    old = detector.threshold_
+    fpr = detector.target_fpr if target_fpr is None else target_fpr
+    if data is None:
+        detector.calibrate(target_fpr=fpr)
+        source = "stored held-out normal rows"
+    else:
+        df = _read(data)
+        y = None
+        if label_column is not None:
+            df, y = _split_labels(df, label_column, data)
+        detector.calibrate(df, y, target_fpr=fpr)
+        source = f"normal rows of {data.name}"
+    path = _save(detector, target)
+    scores = np.asarray(detector.calibration_scores_)
+    rate = float(np.mean(scores > detector.threshold_))
+    typer.echo(f"threshold: {old:.6g} -> {detector.threshold_:.6g} (target false-positive "
+               f"rate {fpr:g} on {len(scores):,} {source})")
+    typer.echo(f"  expected alert rate on normal rows: {rate:.3%} "
+               f"(about {rate * 1e5:,.0f} alerts per 100,000 normal rows)")
+    typer.echo(f"saved {path}")
+
+
 # ------------------------------------------------------------------ score
-@app.command("score")
+@app.command("score", cls=_Command)
 def _score(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     data: Path = typer.Argument(
@@ -312,16 +492,24 @@ def _score(
     out: Path = typer.Option(..., "--out", "-o", help="Output table (.csv or .parquet)."),
     top_k: int = typer.Option(3, "--top-k", min=1,
                               help="Columns listed in top_features per row."),
+    id_column: str | None = typer.Option(
+        None, "--id-column", "-i", help="Column of DATA copied first into the output."),
+    keep_columns: list[str] | None = typer.Option(
+        None, "--keep-columns", "-k",
+        help="Columns of DATA copied into the output: comma-separated, or repeat the option.",
+    ),
 ) -> None:
     """Score every row of DATA: anomaly_score, p_value, is_anomaly, top_features.
 
-    Output rows are in the order of DATA. Columns the model does not use (a label,
-    an id) are ignored.
+    Output rows are in the order of DATA, after the --id-column and --keep-columns
+    columns when asked for. Columns the model does not use (a label, an id) are ignored.
     """
     from genad.scoring import score_file
 
+    _check_out(out, model=model_path, data=data)
     detector = _load(model_path)
-    summary = score_file(detector, data, out, top_k=top_k)
+    summary = score_file(detector, data, out, top_k=top_k, id_column=id_column,
+                         keep_columns=_names(keep_columns))
     n_flagged, n_rows = summary.n_flagged, summary.n_rows
     typer.echo(f"scored {n_rows:,} rows; flagged {n_flagged:,} "
                f"({n_flagged / max(1, n_rows):.2%}) above threshold {detector.threshold_:.6g}")
@@ -329,7 +517,7 @@ def _score(
 
 
 # --------------------------------------------------------------- evaluate
-@app.command("evaluate")
+@app.command("evaluate", cls=_Command)
 def _evaluate(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     data: Path = typer.Argument(
@@ -379,7 +567,7 @@ def _evaluate(
 
 
 # ----------------------------------------------------------------- report
-@app.command("report")
+@app.command("report", cls=_Command)
 def _report(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     data: Path = typer.Argument(
@@ -390,21 +578,29 @@ def _report(
         None, "--label-column", "-l", help="0/1 label column (1 = anomaly), if known."),
     title: str | None = typer.Option(None, "--title", help="Page title."),
     top_n: int = typer.Option(20, "--top-n", min=1, help="Rows in the top-anomalies table."),
+    id_column: str | None = typer.Option(
+        None, "--id-column", "-i", help="Column of DATA that identifies each row."),
 ) -> None:
     """Write a self-contained HTML report of MODEL on DATA."""
     from genad.report import build_report
 
+    _check_out(out, model=model_path, data=data)
     detector = _load(model_path)
     df = _read(data)
+    if id_column is not None:
+        _check_columns([id_column], df, data, "id column")
     y = None
     if label_column is not None:
         df, y = _split_labels(df, label_column, data)
-    path = build_report(detector, df, y, out=out, title=title, top_n=top_n)
+    extra = _accepted(build_report, id_column=id_column, source_name=data.name)
+    if id_column is not None and "id_column" not in extra:  # pragma: no cover
+        raise InvalidInputError("this version of genad's report has no --id-column")
+    path = build_report(detector, df, y, out=out, title=title, top_n=top_n, **extra)
     typer.echo(f"wrote {path}")
 
 
 # ------------------------------------------------------------------- info
-@app.command("info")
+@app.command("info", cls=_Command)
 def _info(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole model document."),
@@ -413,7 +609,7 @@ def _info(
     from genad.bundle import read_document
 
     _load(model_path)  # verifies the weights too, not only the document
-    doc = read_document(model_path)
+    doc = read_document(model_path, **_key())
     if as_json:
         typer.echo(json.dumps(_jsonable(doc), indent=2))
         return
@@ -434,6 +630,7 @@ def _info(
         f"training   {fitted.get('n_epochs_')} epochs"
         + (f", best {best + 1}" if isinstance(best, int) else "")
         + (", stopped early" if history.get("stopped_early") else "")
+        + (", hit the epoch cap while still improving" if history.get("hit_epoch_cap") else "")
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
     )
     console.print(f"network    hidden {fitted.get('hidden_sizes_')}, latent "
@@ -464,7 +661,7 @@ def _info(
 
 
 # ------------------------------------------------------------------- demo
-@app.command("demo")
+@app.command("demo", cls=_Command)
 def _demo(
     out: Path = typer.Option(Path("genad-demo-report.html"), "--out", "-o",
                              help="HTML report to write."),
@@ -473,7 +670,10 @@ def _demo(
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),
-    random_state: int = typer.Option(0, "--random-state", help="Seed of split and model."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1,
+                             help="Seed of the split and the model."),
+    random_state: int | None = typer.Option(None, "--random-state", hidden=True,
+                                            help="Old name of --seed."),
 ) -> None:
     """Train on real data shipped with scikit-learn and write a report.
 
@@ -484,7 +684,9 @@ def _demo(
     from genad.demo import run_demo
 
     typer.echo("Wisconsin breast cancer (scikit-learn): benign = normal, malignant = anomaly")
-    res = run_demo(out, model=model.value, epochs=epochs, random_state=random_state, verbose=1)
+    res = run_demo(out, model=model.value, epochs=epochs,
+                   random_state=seed if random_state is None else random_state,
+                   verbose=_verbosity(False))
     m = res.metrics
     typer.echo(f"trained {type(res.detector).__name__} on {res.n_train_normal} benign rows "
                f"({res.detector.n_epochs_} epochs, {res.seconds:.1f} s)")

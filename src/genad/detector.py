@@ -29,12 +29,13 @@ import torch
 from sklearn.base import BaseEstimator
 
 from genad import calibration as cal
-from genad._params import check_int, check_number
+from genad._params import check_int, check_number, plain
 from genad.data.labels import check_labels
 from genad.data.tabular import TabularAdapter, read_table
 from genad.errors import (
     CalibrationWarning,
     GenadError,
+    GenadWarning,
     InvalidInputError,
     NotFittedError,
 )
@@ -144,7 +145,9 @@ class Detector(BaseEstimator):
         Seed for the split, initialisation and shuffling. The global torch RNG is left
         untouched.
     verbose : int, default 1
-        1 shows a progress bar when the terminal is interactive; 0 is silent.
+        0 is silent; 1 shows a progress bar when stderr is an interactive terminal;
+        2 prints one line every few epochs on stderr (``epoch 10/50  loss ...  val ...``),
+        terminal or not, for logs.
     """
 
     model_name: ClassVar[str] = "detector"
@@ -222,7 +225,7 @@ class Detector(BaseEstimator):
         if self.hidden_sizes is not None:
             if isinstance(self.hidden_sizes, (int, np.integer)):
                 raise InvalidInputError(
-                    f"hidden_sizes must be a list of integers, got {self.hidden_sizes!r}"
+                    f"hidden_sizes must be a list of integers, got {plain(self.hidden_sizes)}"
                 )
             for h in self.hidden_sizes:
                 check_int("hidden_sizes entries", h, low=1)
@@ -348,6 +351,13 @@ class Detector(BaseEstimator):
                 cal.threshold_at_fpr(self.calibration_scores_, self.target_fpr, strict=False,
                                      stacklevel=3),
                 "target_fpr", self.target_fpr,
+            )
+        if history.get("hit_epoch_cap"):
+            warnings.warn(
+                f"training stopped at the epoch cap ({self.n_epochs_} epoch"
+                f"{'s' if self.n_epochs_ != 1 else ''}) while the "
+                "validation loss was still improving; more epochs (epochs=, or --epochs in "
+                "the CLI) may give a better model", GenadWarning, stacklevel=2,
             )
         return self
 

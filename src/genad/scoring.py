@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from genad._io import atomic_path
+from genad._text import unknown_name
 from genad.errors import InvalidInputError
 
 __all__ = ["ScoreSummary", "score_file", "SCORE_COLUMNS", "OUTPUT_FORMATS"]
@@ -43,9 +44,7 @@ def _passthrough_columns(
     have = [str(c) for c in df.columns]
     for name in wanted:
         if name not in have:
-            raise InvalidInputError(
-                f"column {name!r} is not in {source}; columns: {', '.join(have)}"
-            )
+            raise InvalidInputError(unknown_name("column", name, have, str(source)))
         if name in SCORE_COLUMNS:
             raise InvalidInputError(
                 f"column {name!r} of {source} clashes with a score column genad writes"

@@ -21,7 +21,7 @@ from genad.models.base import GenerativeModel
 
 __all__ = [
     "TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs",
-    "cpu_threads",
+    "cpu_threads", "hit_epoch_cap",
 ]
 
 
@@ -44,6 +44,51 @@ class TrainConfig:
     #: RNG's state right after seeded initialisation, so noise follows the stream it
     #: always did while no longer touching the RNG other threads share.
     noise_state: torch.Tensor | None = None
+
+
+class _EpochLines:
+    """``verbose >= 2``: one plain progress line on stderr every few epochs (for logs).
+
+    Lines come every ``max(1, epochs // 10)`` epochs and at the last epoch, e.g.
+    ``epoch 10/50  loss 0.123  val 0.130  (1.2 s)``.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.every = max(1, total // 10)
+        self.t0 = time.perf_counter()
+
+    def update(self, epoch: int, train_loss: float, val_loss: float, last: bool) -> None:
+        done = epoch + 1
+        if done % self.every and not last:
+            return
+        sys.stderr.write(f"epoch {done}/{self.total}  loss {train_loss:.4g}  val {val_loss:.4g}"
+                         f"  ({time.perf_counter() - self.t0:.1f} s)\n")
+        sys.stderr.flush()
+
+
+def hit_epoch_cap(history: dict[str, Any], epochs: int, patience: int) -> bool:
+    """Whether training ran out of epochs while the validation loss was still improving.
+
+    True when all ``epochs`` ran (no early stop) and the best validation loss came in the
+    last ``max(1, min(patience, epochs) // 2)`` epochs. Without an early stop the last
+    improvement is always within ``patience`` epochs, so that alone says little; an
+    improvement in the latter half of the patience window means the loss had not
+    levelled off, and more epochs would likely give a better model.
+
+    Examples
+    --------
+    >>> hit_epoch_cap({"val_loss": [3.0, 2.0, 1.0], "best_epoch": 2, "stopped_early": False},
+    ...               epochs=3, patience=10)
+    True
+    >>> hit_epoch_cap({"val_loss": [3.0, 1.0, 2.0, 2.0, 2.0, 2.0], "best_epoch": 1,
+    ...                "stopped_early": False}, epochs=6, patience=10)
+    False
+    """
+    ran = len(history["val_loss"])
+    if history.get("stopped_early") or ran < epochs:
+        return False
+    return bool(history["best_epoch"] >= ran - max(1, min(patience, ran) // 2))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -153,7 +198,11 @@ def train_model(
     -------
     dict
         History: ``train_loss``, ``val_loss``, ``epoch_seconds`` (lists, one per epoch),
-        ``best_epoch`` (0-based), ``stopped_early``, ``device``.
+        ``best_epoch`` (0-based), ``stopped_early``, ``device``, ``hit_epoch_cap`` (every
+        epoch ran and the validation loss was still improving: see :func:`hit_epoch_cap`).
+
+    ``config.verbose``: 0 is silent, 1 shows a progress bar when stderr is a terminal,
+    2 (or more) prints one line every few epochs on stderr, terminal or not (for logs).
 
     Raises
     ------
@@ -184,8 +233,9 @@ def train_model(
     best = math.inf
     best_state = copy.deepcopy(model.state_dict())
     bad_epochs = 0
-    show = config.verbose > 0 and sys.stderr.isatty()
+    show = config.verbose == 1 and sys.stderr.isatty()
     prog = _progress(show, config.epochs, config.description)
+    lines = _EpochLines(config.epochs) if config.verbose >= 2 else None
     first_loss: float | None = None
     threads = cpu_threads(model, device)
     threads.__enter__()
@@ -236,7 +286,10 @@ def train_model(
             if prog is not None:
                 prog.update(prog.task_ids[0], advance=1,
                             info=f"loss {train_loss:.4g}  val {val_loss:.4g}")
-            if bad_epochs >= config.patience:
+            stop = bad_epochs >= config.patience
+            if lines is not None:
+                lines.update(epoch, train_loss, val_loss, stop or epoch + 1 == config.epochs)
+            if stop:
                 history["stopped_early"] = True
                 break
     finally:
@@ -244,6 +297,7 @@ def train_model(
         model.set_generator(None)
         if prog is not None:
             prog.stop()
+    history["hit_epoch_cap"] = hit_epoch_cap(history, config.epochs, config.patience)
     model.load_state_dict(best_state)
     model.eval()
     with torch.inference_mode():
