@@ -40,7 +40,7 @@ def test_run_demo_end_to_end_quick(tmp_path):
     assert res.report_path.exists()
     html = res.report_path.read_text(encoding="utf-8")
     assert "Wisconsin breast cancer" in html
-    assert html.count('src="data:image/png;base64,') == 5
+    assert html.count('src="data:image/png;base64,') == 6
     assert res.n_train_normal == 250  # the benign rows of the training part only
     assert (res.n_test, res.n_test_anomalies) == (171, 64)
     assert 0.0 <= res.auroc <= 1.0 and 0.0 <= res.auprc <= 1.0

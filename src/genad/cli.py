@@ -487,7 +487,8 @@ def _demo(
     res = run_demo(out, model=model.value, epochs=epochs, random_state=random_state, verbose=1)
     m = res.metrics
     typer.echo(f"trained {type(res.detector).__name__} on {res.n_train_normal} benign rows "
-               f"({res.detector.n_epochs_} epochs, {res.seconds:.1f} s)")
+               f"({res.detector.n_epochs_} epochs; fit {res.fit_seconds:.1f} s, of which "
+               f"training loop {res.train_loop_seconds:.1f} s)")
     typer.echo(f"test: {res.n_test} rows, {res.n_test_anomalies} malignant")
     typer.echo(f"AUROC {res.auroc:.3f}   AUPRC {res.auprc:.3f}")
     setting = res.detector.threshold_setting_

@@ -16,8 +16,8 @@ from genad.errors import InvalidInputError, NotFittedError
 from genad.report import build_report, describe_threshold
 from genad.report.plots import use_log_scale
 
-SECTIONS = ("summary", "alerts", "ranking", "distribution", "top", "drivers", "training",
-            "schema")
+SECTIONS = ("summary", "alerts", "operating", "ranking", "distribution", "top", "downloads",
+            "drivers", "training", "schema")
 
 
 def _normal(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -65,8 +65,8 @@ def _external_resources(html: str) -> list[str]:
 def test_sections_and_images(report_html):
     for section in SECTIONS:
         assert f'id="{section}"' in report_html
-    # ROC, PR, score distribution, training loss, column contributions
-    assert report_html.count('src="data:image/png;base64,') == 5
+    # ROC (linear and log FPR), PR, score distribution, training loss, column contributions
+    assert report_html.count('src="data:image/png;base64,') == 6
     for text in ("AUROC", "AUPRC", "ROC curve", "Precision-recall curve", "true positives",
                  "false alarms", "Training history", "Top 7 anomalies", "AutoEncoder"):
         assert text in report_html
