@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -60,6 +61,26 @@ def test_cli_demo(tmp_path):
     assert "AUROC" in result.stdout and "AUPRC" in result.stdout
     assert str(out) in result.stdout
     assert DEMO_TITLE.split(":")[0] in out.read_text(encoding="utf-8")
+
+
+def test_demo_and_report_timings_say_what_they_measure(tmp_path):
+    """The demo printed the whole fit's time and the report the epochs' time, both as
+    "training time": each is now labelled, and the training-loop figures agree."""
+    out = tmp_path / "demo.html"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    printed = re.search(r"fit (\d+\.\d) s, of which training loop (\d+\.\d) s", result.stdout)
+    assert printed, result.stdout
+    reported = re.search(r"Training loop</td><td>(\d+\.\d) s", out.read_text(encoding="utf-8"))
+    assert reported
+    assert printed.group(2) == reported.group(1)
+    assert float(printed.group(1)) >= float(printed.group(2))
+
+
+def test_run_demo_timings(tmp_path):
+    res = run_demo(tmp_path / "demo.html", model="ae", epochs=2)
+    assert res.train_loop_seconds == pytest.approx(sum(res.detector.history_["epoch_seconds"]))
+    assert 0.0 < res.train_loop_seconds <= res.fit_seconds <= res.seconds
 
 
 @pytest.mark.slow
