@@ -193,7 +193,13 @@ def _params(detector: Any) -> list[dict[str, Any]]:
 
 
 def _raw(value: Any) -> str:
-    """An input value as the analyst would read it in the file."""
+    """An input value as the analyst would read it in the file.
+
+    Examples
+    --------
+    >>> [_raw(v) for v in (406.0, -1.359807134, 1234567.891, float("nan"), "card")]
+    ['406', '-1.35981', '1234567.89', 'missing', 'card']
+    """
     if value is None:
         return "missing"
     try:
@@ -206,7 +212,10 @@ def _raw(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6g}"
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.2f}" if abs(v) >= 1e5 else f"{v:.6g}"
     text = str(value)
     return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "\u2026"
 
@@ -315,11 +324,11 @@ def _top_rows(
     names = [str(c) for c in contrib.columns]
     positions, shares = top_columns(contrib.to_numpy(dtype=np.float64)[order], k=3)
     listed = names[:_MAX_LISTED_VALUES]
+    by_column = {c: [_raw(v) for v in values[c].tolist()] for c in names}  # keeps each dtype
     rows = []
     for rank, i in enumerate(order, start=1):
-        raw = values.iloc[rank - 1]
         chips = [{"column": names[j], "share": float(share), "bar": float(share),
-                  "value": _raw(raw[names[j]])}
+                  "value": by_column[names[j]][rank - 1]}
                  for j, share in zip(positions[rank - 1], shares[rank - 1], strict=True)]
         rows.append({
             "rank": rank,
@@ -329,7 +338,7 @@ def _top_rows(
             "flagged": bool(flagged[i]),
             "label": None if labels is None else int(labels[i]),
             "chips": chips,
-            "values": [(c, _raw(raw[c])) for c in listed],
+            "values": [(c, by_column[c][rank - 1]) for c in listed],
         })
     return rows
 
