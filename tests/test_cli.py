@@ -582,13 +582,6 @@ def test_calibrate_unknown_label_column(model_file, workdir, tmp_path):
 
 
 # ---------------------------------------------------------------- signing key
-def _takes_key() -> bool:
-    import inspect
-
-    return "key" in inspect.signature(genad.load).parameters
-
-
-@pytest.mark.skipif(not _takes_key(), reason="genad.load has no key= (bundle signing)")
 def test_bundle_key_from_the_environment_signs_and_checks(workdir, tmp_path, monkeypatch):
     monkeypatch.setenv("GENAD_BUNDLE_KEY", "secret")
     result = run("train", workdir / "train.csv", "--out", tmp_path / "signed.genad",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_run_demo_end_to_end_quick(tmp_path):
     assert res.report_path.exists()
     html = res.report_path.read_text(encoding="utf-8")
     assert "Wisconsin breast cancer" in html
-    assert html.count('src="data:image/png;base64,') == 5
+    assert html.count('src="data:image/png;base64,') == 6
     assert res.n_train_normal == 250  # the benign rows of the training part only
     assert (res.n_test, res.n_test_anomalies) == (171, 64)
     assert 0.0 <= res.auroc <= 1.0 and 0.0 <= res.auprc <= 1.0
@@ -60,6 +61,26 @@ def test_cli_demo(tmp_path):
     assert "AUROC" in result.stdout and "AUPRC" in result.stdout
     assert str(out) in result.stdout
     assert DEMO_TITLE.split(":")[0] in out.read_text(encoding="utf-8")
+
+
+def test_demo_and_report_timings_say_what_they_measure(tmp_path):
+    """The demo printed the whole fit's time and the report the epochs' time, both as
+    "training time": each is now labelled, and the training-loop figures agree."""
+    out = tmp_path / "demo.html"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    printed = re.search(r"fit (\d+\.\d) s, of which training loop (\d+\.\d) s", result.stdout)
+    assert printed, result.stdout
+    reported = re.search(r"Training loop</td><td>(\d+\.\d) s", out.read_text(encoding="utf-8"))
+    assert reported
+    assert printed.group(2) == reported.group(1)
+    assert float(printed.group(1)) >= float(printed.group(2))
+
+
+def test_run_demo_timings(tmp_path):
+    res = run_demo(tmp_path / "demo.html", model="ae", epochs=2)
+    assert res.train_loop_seconds == pytest.approx(sum(res.detector.history_["epoch_seconds"]))
+    assert 0.0 < res.train_loop_seconds <= res.fit_seconds <= res.seconds
 
 
 @pytest.mark.slow

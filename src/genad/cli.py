@@ -257,10 +257,9 @@ def _check_out(out: Path, **inputs: Path | None) -> None:
             )
 
 
-def _key() -> dict[str, str]:
-    """``{"key": $GENAD_BUNDLE_KEY}`` when the variable is set, for every load and save."""
-    key = os.environ.get("GENAD_BUNDLE_KEY")
-    return {"key": key} if key else {}
+def _key() -> str | None:
+    """``$GENAD_BUNDLE_KEY`` (None when unset or empty): signs every save, checks every load."""
+    return os.environ.get("GENAD_BUNDLE_KEY") or None
 
 
 def _model_out(out: Path) -> Path:
@@ -270,15 +269,7 @@ def _model_out(out: Path) -> Path:
 
 
 def _save(detector: Any, out: Path) -> Path:
-    return Path(detector.save(out, **_key()))
-
-
-def _accepted(fn: Any, **kwargs: Any) -> dict[str, Any]:
-    """The ``kwargs`` that ``fn`` takes (not None), so newer keywords are passed when known."""
-    import inspect
-
-    names = inspect.signature(fn).parameters
-    return {k: v for k, v in kwargs.items() if k in names and v is not None}
+    return Path(detector.save(out, key=_key()))
 
 
 def _verbosity(quiet: bool) -> int:
@@ -313,7 +304,7 @@ def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
 def _load(path: Path) -> Any:
     from genad.bundle import load
 
-    return load(path, **_key())
+    return load(path, key=_key())
 
 
 def _fmt(value: Any) -> str:
@@ -592,10 +583,8 @@ def _report(
     y = None
     if label_column is not None:
         df, y = _split_labels(df, label_column, data)
-    extra = _accepted(build_report, id_column=id_column, source_name=data.name)
-    if id_column is not None and "id_column" not in extra:  # pragma: no cover
-        raise InvalidInputError("this version of genad's report has no --id-column")
-    path = build_report(detector, df, y, out=out, title=title, top_n=top_n, **extra)
+    path = build_report(detector, df, y, out=out, title=title, top_n=top_n,
+                        id_column=id_column, source_name=data.name)
     typer.echo(f"wrote {path}")
 
 
@@ -609,7 +598,7 @@ def _info(
     from genad.bundle import read_document
 
     _load(model_path)  # verifies the weights too, not only the document
-    doc = read_document(model_path, **_key())
+    doc = read_document(model_path, key=_key())
     if as_json:
         typer.echo(json.dumps(_jsonable(doc), indent=2))
         return
@@ -689,7 +678,8 @@ def _demo(
                    verbose=_verbosity(False))
     m = res.metrics
     typer.echo(f"trained {type(res.detector).__name__} on {res.n_train_normal} benign rows "
-               f"({res.detector.n_epochs_} epochs, {res.seconds:.1f} s)")
+               f"({res.detector.n_epochs_} epochs; fit {res.fit_seconds:.1f} s, of which "
+               f"training loop {res.train_loop_seconds:.1f} s)")
     typer.echo(f"test: {res.n_test} rows, {res.n_test_anomalies} malignant")
     typer.echo(f"AUROC {res.auroc:.3f}   AUPRC {res.auprc:.3f}")
     setting = res.detector.threshold_setting_

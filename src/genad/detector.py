@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator
 
 from genad import calibration as cal
 from genad._params import check_int, check_number, plain
+from genad.contributions import top_contributions
 from genad.data.labels import check_labels
 from genad.data.tabular import TabularAdapter, read_table
 from genad.errors import (
@@ -87,24 +88,6 @@ def _validation_rows(X_val: Any, y_val: Any) -> tuple[Any, np.ndarray | None]:
             "add normal rows (y_val == 0) to X_val"
         )
     return val, labels
-
-
-def top_contributions(contrib: pd.DataFrame, k: int = 3) -> list[str]:
-    """Format each row's ``k`` largest column contributions as ``"col (share%)"``.
-
-    Shares are taken over the positive contributions (a VAE's contributions are relative
-    to a typical normal row and can be negative).
-    """
-    values = contrib.to_numpy(dtype=np.float64)
-    positive = np.clip(values, 0.0, None)
-    totals = positive.sum(axis=1, keepdims=True)
-    shares = np.divide(positive, totals, out=np.zeros_like(values), where=totals > 0)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contrib.columns, dtype=object)
-    return [
-        ", ".join(f"{names[j]} ({100 * shares[i, j]:.0f}%)" for j in order[i])
-        for i in range(values.shape[0])
-    ]
 
 
 class Detector(BaseEstimator):
@@ -417,6 +400,26 @@ class Detector(BaseEstimator):
         elem = elem.double().numpy()
         self._check_finite(elem)
         return self.adapter_.to_map(elem, index=df.index)
+
+    def _score_and_map(self, X: Any) -> tuple[np.ndarray, np.ndarray | pd.DataFrame]:
+        """``(anomaly_score(X), anomaly_map(X))`` from one pass through the model.
+
+        Each batch's scores are summed as :meth:`GenerativeModel.score` sums them, so they
+        equal ``anomaly_score(X)`` exactly; the map's float64 row sums differ in the last
+        float32 digits, enough to move a row across the threshold.
+        """
+        self._check_fitted()
+        df = read_table(X)
+        z = torch.from_numpy(self.adapter_.transform(X))
+
+        def both(x: torch.Tensor) -> torch.Tensor:
+            elem = self.model_.element_scores(x)
+            return torch.cat([elem, elem.sum(dim=1).unsqueeze(1)], dim=1)
+
+        with cpu_threads(self.model_, self._device()):
+            out = predict_in_batches(both, z, self._device()).double().numpy()
+        self._check_finite(out)
+        return out[:, -1], self.adapter_.to_map(out[:, :-1], index=df.index)
 
     def explain(self, X: Any, top_k: int = 3) -> pd.DataFrame:
         """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import importlib.metadata
 import importlib.resources
@@ -15,16 +16,28 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, StrictUndefined
 
-from genad.calibration import conformal_p_values
+from genad._io import atomic_path
+from genad._text import unknown_name
+from genad.calibration import conformal_p_values, threshold_at_fpr
+from genad.contributions import top_columns, top_contributions
 from genad.data.tabular import read_table
-from genad.errors import InvalidInputError, NotFittedError
+from genad.errors import CalibrationWarning, InvalidInputError, NotFittedError
 from genad.metrics import auprc as _auprc
 from genad.metrics import auroc as _auroc
 from genad.metrics import precision_at_k, precision_recall_f1
 from genad.report import plots
 
-__all__ = ["build_report", "describe_threshold"]
+__all__ = ["build_report", "describe_threshold", "OPERATING_FPRS", "MAX_DOWNLOAD_ROWS"]
 
+#: target false-positive rates of the operating-points table
+OPERATING_FPRS = (0.001, 0.005, 0.01, 0.02, 0.05)
+#: rows embedded in each CSV download (the highest-scoring ones)
+MAX_DOWNLOAD_ROWS = 10_000
+#: models with at most this many columns show every input value in the top table
+_INLINE_VALUES = 6
+#: input values listed per row in the top table (the rest are in the CSV downloads)
+_MAX_LISTED_VALUES = 60
+_MAX_VALUE_CHARS = 40
 _TEMPLATE = "template.html"
 _VERSION_PACKAGES = ("genad", "torch", "numpy", "pandas", "scikit-learn", "matplotlib",
                      "jinja2", "safetensors")
@@ -179,15 +192,297 @@ def _params(detector: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _chips(contrib: pd.DataFrame, rows: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
-    values = contrib.to_numpy(dtype=np.float64)[rows]
-    totals = values.sum(axis=1, keepdims=True)
-    shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
-    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+def _raw(value: Any) -> str:
+    """An input value as the analyst would read it in the file.
+
+    Examples
+    --------
+    >>> [_raw(v) for v in (406.0, -1.359807134, 1234567.891, float("nan"), "card")]
+    ['406', '-1.35981', '1234567.89', 'missing', 'card']
+    """
+    if value is None:
+        return "missing"
+    try:
+        if bool(pd.isna(value)):
+            return "missing"
+    except (TypeError, ValueError):  # a list or array in a cell
+        pass
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.2f}" if abs(v) >= 1e5 else f"{v:.6g}"
+    text = str(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "\u2026"
+
+
+def _data_uri_csv(frame: pd.DataFrame) -> str:
+    data = frame.to_csv(index=False).encode("utf-8")
+    return "data:text/csv;base64," + base64.b64encode(data).decode("ascii")
+
+
+# ------------------------------------------------------------------- inputs
+def _read_inputs(
+    X: Any, y: Any, id_column: str | None, where: str
+) -> tuple[pd.DataFrame, Any, np.ndarray | None, pd.Series | None]:
+    """The table, what to feed the detector, the 0/1 labels and the ids (or None)."""
+    df = read_table(X)
+    if isinstance(y, str):
+        if y not in df.columns:
+            raise InvalidInputError(unknown_name("label column", y, df.columns, where))
+        label_name = y
+        y = df[y]
+        df = df.drop(columns=[label_name])
+    positional = not isinstance(X, (pd.DataFrame, str, Path))
+    feed = df.to_numpy() if positional else df
+    labels = _labels(y, len(df)) if y is not None else None
+    ids = None
+    if id_column is not None:
+        if positional:
+            raise InvalidInputError(
+                f"id_column={id_column!r} needs a table with named columns (a DataFrame or "
+                "a CSV / Parquet file), not an array"
+            )
+        if id_column not in df.columns:
+            raise InvalidInputError(unknown_name("id column", id_column, df.columns, where))
+        ids = df[id_column]
+    return df, feed, labels, ids
+
+
+def _model_view(detector: Any, df: pd.DataFrame, positional: bool) -> pd.DataFrame:
+    """``df`` with the column names the model knows (arrays get the training names)."""
+    adapter = detector.adapter_
+    if positional or adapter.input_kind_ == "array":
+        return df.set_axis(list(adapter.input_columns_), axis=1)
+    return df.set_axis([str(c) for c in df.columns], axis=1)
+
+
+# ---------------------------------------------------------- operating points
+def _operating_row(label: str, threshold: float, scores: np.ndarray,
+                   labels: np.ndarray | None, **extra: Any) -> dict[str, Any]:
+    flagged = scores > threshold
+    row: dict[str, Any] = {"label": label, "threshold": float(threshold),
+                           "alerts": int(flagged.sum()), "alert_share": float(flagged.mean()),
+                           "precision": None, "recall": None, "fpr": None, **extra}
+    if labels is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = precision_recall_f1(labels, flagged.astype(np.int64))
+        row.update(precision=m["precision"], recall=m["recall"], fpr=m["false_positive_rate"])
+    return row
+
+
+def _operating_points(detector: Any, scores: np.ndarray,
+                      labels: np.ndarray | None) -> list[dict[str, Any]]:
+    """The current threshold, then one row per target rate of :data:`OPERATING_FPRS`.
+
+    Each threshold comes from the held-out normal calibration scores
+    (:func:`genad.calibration.threshold_at_fpr`); a rate below ``1 / n`` of them cannot be
+    resolved and is marked (the threshold is then the highest held-out score).
+    """
+    calibration = np.asarray(detector.calibration_scores_, dtype=np.float64)
+    n_cal = int(calibration.size)
+    rows = [_operating_row("current threshold", float(detector.threshold_), scores, labels,
+                           basis=_threshold_short(detector), current=True, coarse=False)]
+    for rate in OPERATING_FPRS:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            threshold = threshold_at_fpr(calibration, rate, strict=False)
+        coarse = any(issubclass(w.category, CalibrationWarning) for w in caught)
+        if coarse:
+            basis = (f"cannot be resolved with {n_cal:,} held-out normals (smallest rate "
+                     f"{_pct(1.0 / n_cal, 2)}): the highest held-out score is used, the real "
+                     "rate may be higher")
+        else:
+            above = int(np.sum(calibration > threshold))
+            basis = f"{above:,} of {n_cal:,} held-out normals above it"
+        rows.append(_operating_row(f"{100 * rate:g}%", threshold, scores, labels, basis=basis,
+                                   current=False, coarse=coarse))
+    return rows
+
+
+# ---------------------------------------------------------------- top table
+def _top_rows(
+    order: np.ndarray,
+    row_names: list[str],
+    values: pd.DataFrame,
+    scores: np.ndarray,
+    p_values: np.ndarray,
+    flagged: np.ndarray,
+    labels: np.ndarray | None,
+    contrib: pd.DataFrame,
+) -> list[dict[str, Any]]:
+    """Rows of the top-anomalies table: score, p-value, top columns with shares and values.
+
+    ``row_names`` (the id or index) and ``values`` (the raw input values, model column
+    names) hold the rows in ``order``.
+    """
     names = [str(c) for c in contrib.columns]
-    return [[{"column": names[j], "share": float(shares[i, j]),
-              "bar": float(np.clip(shares[i, j], 0.0, 1.0))} for j in order[i]]
-            for i in range(len(rows))]
+    positions, shares = top_columns(contrib.to_numpy(dtype=np.float64)[order], k=3)
+    listed = names[:_MAX_LISTED_VALUES]
+    by_column = {c: [_raw(v) for v in values[c].tolist()] for c in names}  # keeps each dtype
+    rows = []
+    for rank, i in enumerate(order, start=1):
+        chips = [{"column": names[j], "share": float(share), "bar": float(share),
+                  "value": by_column[names[j]][rank - 1]}
+                 for j, share in zip(positions[rank - 1], shares[rank - 1], strict=True)]
+        rows.append({
+            "rank": rank,
+            "index": row_names[rank - 1],
+            "score": float(scores[i]),
+            "p_value": float(p_values[i]),
+            "flagged": bool(flagged[i]),
+            "label": None if labels is None else int(labels[i]),
+            "chips": chips,
+            "values": [(c, by_column[c][rank - 1]) for c in listed],
+        })
+    return rows
+
+
+# ---------------------------------------------------------------- downloads
+def _download_frame(
+    rows: np.ndarray,
+    df: pd.DataFrame,
+    id_column: str | None,
+    scores: np.ndarray,
+    p_values: np.ndarray,
+    flagged: np.ndarray,
+    labels: np.ndarray | None,
+    contrib: pd.DataFrame,
+) -> pd.DataFrame:
+    """The rows as a score file has them, followed by every input column."""
+    part = df.iloc[rows].reset_index(drop=True)
+    if id_column is None:
+        lead = pd.DataFrame({"row": np.asarray(df.index)[rows]})
+    else:
+        lead = part[[id_column]]
+        part = part.drop(columns=[id_column])
+    scored = {"anomaly_score": scores[rows], "p_value": p_values[rows],
+              "is_anomaly": flagged[rows].astype(np.int8)}
+    if labels is not None:
+        scored["label"] = labels[rows]
+    scored["top_features"] = top_contributions(contrib.iloc[rows], 3)
+    return pd.concat([lead, pd.DataFrame(scored), part], axis=1)
+
+
+def _downloads(
+    df: pd.DataFrame,
+    id_column: str | None,
+    scores: np.ndarray,
+    p_values: np.ndarray,
+    flagged: np.ndarray,
+    labels: np.ndarray | None,
+    contrib: pd.DataFrame,
+) -> list[dict[str, Any]]:
+    """CSV files embedded in the page: flagged rows, and with labels the errors."""
+    specs = [("flagged.csv", "Flagged rows", "every row above the threshold", flagged)]
+    if labels is not None:
+        specs += [
+            ("false-alarms.csv", "False alarms", "flagged rows labelled normal (0)",
+             flagged & (labels == 0)),
+            ("missed-anomalies.csv", "Missed anomalies",
+             "rows labelled anomaly (1) that are not flagged", ~flagged & (labels == 1)),
+        ]
+    out = []
+    for filename, title, what, mask in specs:
+        rows = np.flatnonzero(mask)
+        rows = rows[np.argsort(-scores[rows], kind="stable")][:MAX_DOWNLOAD_ROWS]
+        uri = None
+        if rows.size:
+            uri = _data_uri_csv(_download_frame(rows, df, id_column, scores, p_values,
+                                                flagged, labels, contrib))
+        out.append({"filename": filename, "title": title, "what": what,
+                    "count": int(mask.sum()), "shown": int(rows.size), "uri": uri})
+    return out
+
+
+# -------------------------------------------------------------- page parts
+def _training(detector: Any, history: dict[str, Any]) -> dict[str, Any]:
+    hidden = getattr(detector, "hidden_sizes_", None)
+    latent = getattr(detector, "latent_dim_", None)
+    n_in = detector.adapter_.n_features_out_
+    if getattr(detector, "model_name", "") == "pca-cae":
+        architecture_label = "Latent size (1-D conv autoencoder)"
+        architecture = None if latent is None else f"{n_in} \u2192 {latent}"
+    elif hidden is not None:
+        architecture_label = "Layer widths (encoder)"
+        architecture = " \u2192 ".join(str(v) for v in [n_in, *hidden, latent])
+    else:
+        architecture_label, architecture = "", None
+    return {
+        "epochs": getattr(detector, "n_epochs_", len(history.get("train_loss", []))),
+        "max_epochs": detector.get_params().get("epochs"),
+        "best_epoch": (history["best_epoch"] + 1
+                       if isinstance(history.get("best_epoch"), int) else None),
+        "stopped_early": bool(history.get("stopped_early", False)),
+        "hit_epoch_cap": bool(history.get("hit_epoch_cap", False)),
+        "device": history.get("device", "n/a"),
+        "seconds": float(np.sum(history.get("epoch_seconds", []) or [0.0])),
+        "final_train": history["train_loss"][-1] if history.get("train_loss") else None,
+        "best_val": (min(history["val_loss"]) if history.get("val_loss") else None),
+        "architecture": architecture,
+        "architecture_label": architecture_label,
+    }
+
+
+def _ranking(labels: np.ndarray | None, scores: np.ndarray, threshold: float,
+             operating: list[dict[str, Any]]) -> dict[str, Any]:
+    """AUROC / AUPRC and the curves when both classes are labelled, else why not."""
+    n = scores.size
+    if labels is not None and 0 < int(labels.sum()) < n:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            auroc = _auroc(labels, scores)
+            auprc = _auprc(labels, scores)
+            p_at_k = precision_at_k(labels, scores)
+        others = [row["threshold"] for row in operating if not row["current"]]
+        return {
+            "ranking": {"auroc": auroc, "auprc": auprc, "precision_at_k": p_at_k,
+                        "k": int(labels.sum()), "prevalence": float(labels.mean())},
+            "roc_uri": plots.roc_figure(labels, scores, threshold, auroc),
+            "roc_log_uri": plots.roc_log_figure(labels, scores, threshold, others),
+            "pr_uri": plots.pr_figure(labels, scores, threshold, auprc),
+            "no_curves_reason": None,
+        }
+    if labels is not None:
+        only = "normal (0)" if int(labels.sum()) == 0 else "anomalous (1)"
+        reason = (f"Every labelled row is {only}, so ROC and precision-recall curves are "
+                  "undefined: they need both normal and anomalous rows.")
+    else:
+        reason = ("No labels were given, so the ranking quality (ROC, precision-recall, "
+                  "AUROC, AUPRC) cannot be measured. Pass a label column (1 = anomaly, "
+                  "0 = normal) to see it.")
+    return {"ranking": None, "roc_uri": None, "roc_log_uri": None, "pr_uri": None,
+            "no_curves_reason": reason}
+
+
+def _drivers(contrib: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray,
+             top_n: int) -> tuple[str, str]:
+    """The mean-contribution chart (flagged rows, or the top rows, against the others)."""
+    n = scores.size
+    n_flagged = int(flagged.sum())
+    if n_flagged:
+        focus = flagged
+        note = (f"Mean over the {n_flagged:,} flagged rows (red) against the "
+                f"{n - n_flagged:,} other rows (grey).")
+        label = f"flagged rows (n={n_flagged:,})"
+    else:
+        k = min(top_n, n)
+        focus = np.zeros(n, dtype=bool)
+        focus[np.argsort(-scores, kind="stable")[:k]] = True
+        note = (f"No row is above the threshold, so the chart uses the {k:,} "
+                "highest-scoring rows instead (red) against the others (grey).")
+        label = f"top {k:,} rows"
+    other_mean = contrib[~focus].mean(axis=0) if (~focus).any() else None
+    uri = plots.contribution_figure(
+        contrib[focus].mean(axis=0), other_mean, flagged_label=label,
+        other_label=f"other rows (n={int((~focus).sum()):,})",
+    )
+    return uri, note
 
 
 # ---------------------------------------------------------------------- main
@@ -199,15 +494,23 @@ def build_report(
     out: str | Path,
     title: str | None = None,
     top_n: int = 20,
+    id_column: str | None = None,
+    source_name: str | None = None,
 ) -> Path:
     """Write a self-contained HTML report of ``detector`` on the rows of ``X``.
 
     The page holds the model and its parameters, a summary of the data, the threshold
-    and how it was set, ROC and precision-recall curves (when ``y`` holds both classes),
-    score distributions, confusion counts at the threshold, the training history, the
-    ``top_n`` highest-scoring rows with the columns that drive their scores, the mean
-    contribution per column over the flagged rows, the input schema and the library
-    versions. Figures are embedded PNGs; the file loads nothing from the network.
+    and how it was set, a table of operating points (the threshold for a 0.1 % to 5 %
+    false-positive rate, with the alerts, precision and recall each gives on these rows),
+    ROC curves (linear and log-scaled false-positive rate) and the precision-recall curve
+    (when ``y`` holds both classes), score distributions, confusion counts at the
+    threshold, the training history (with a warning when training hit its epoch cap), the
+    ``top_n`` highest-scoring rows with their ids, the columns that drive their scores and
+    their input values, the mean contribution per column over the flagged rows, the input
+    schema and the library versions. The flagged rows, and with labels the false alarms
+    and missed anomalies, are embedded as CSV downloads (the highest-scoring
+    :data:`MAX_DOWNLOAD_ROWS` of each). Figures are embedded PNGs; the file loads nothing
+    from the network. The model runs once over ``X``.
 
     Parameters
     ----------
@@ -219,11 +522,17 @@ def build_report(
         Labels, 1 = anomaly, or the name of a label column of ``X`` (then dropped from
         the features). Without labels the ranking metrics are left out.
     out : str or Path
-        Where to write the HTML file (folders are created).
+        Where to write the HTML file (folders are created; written atomically).
     title : str, optional
         Page title; default ``"genad report: <model class>"``.
     top_n : int, default 20
         Rows listed in the top-anomalies table.
+    id_column : str, optional
+        Column of ``X`` that identifies each row (a transaction id): shown in the
+        top-anomalies table and first in the CSV downloads. Default: the row index.
+    source_name : str, optional
+        Name of the scored file, shown in the header. Default: the file name when ``X`` is
+        a path.
 
     Returns
     -------
@@ -235,8 +544,10 @@ def build_report(
     NotFittedError
         The detector is not fitted.
     InvalidInputError
-        ``X`` does not fit the detector's schema, or ``y`` is not 0/1 or has the wrong
-        length.
+        ``X`` does not fit the detector's schema, ``y`` is not 0/1 or has the wrong
+        length, or ``id_column`` is not a column of ``X``.
+    OutputError
+        ``out`` cannot be written.
 
     Examples
     --------
@@ -255,131 +566,42 @@ def build_report(
         )
     if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1:
         raise InvalidInputError(f"top_n must be a positive integer, got {top_n!r}")
-    df = read_table(X)
-    if isinstance(y, str):
-        if y not in df.columns:
-            raise InvalidInputError(
-                f"label column {y!r} is not in the table; columns: "
-                + ", ".join(map(str, list(df.columns)[:10]))
-            )
-        label_name = y
-        y = df[y]
-        df = df.drop(columns=[label_name])
-    feed = df if isinstance(X, (pd.DataFrame, str, Path)) else df.to_numpy()
-    labels = _labels(y, len(df)) if y is not None else None
+    if source_name is None and isinstance(X, (str, Path)):
+        source_name = Path(X).name
+    df, feed, labels, ids = _read_inputs(X, y, id_column, source_name or "the table")
+    positional = not isinstance(feed, pd.DataFrame)
 
-    # one pass through the model: per-column contributions; scores are their row sums
-    contrib = detector.anomaly_map(feed)
+    # one pass through the model: the scores and the per-column contributions
+    scores, contrib = detector._score_and_map(feed)
     if not isinstance(contrib, pd.DataFrame):
         contrib = pd.DataFrame(contrib, columns=detector.adapter_.column_names_, index=df.index)
-    explained = detector.explain(feed, top_k=3)
-    scores = explained["anomaly_score"].to_numpy(dtype=np.float64)
-    p_values = explained["p_value"].to_numpy(dtype=np.float64)
-    flagged = explained["is_anomaly"].to_numpy().astype(bool)
     threshold = float(detector.threshold_)
     calibration = np.asarray(detector.calibration_scores_, dtype=np.float64)
+    p_values = conformal_p_values(calibration, scores)
+    flagged = scores > threshold
     n = len(scores)
-
-    # ------------------------------------------------------------- metrics
-    has_labels = labels is not None
-    both_classes = has_labels and 0 < int(labels.sum()) < n
-    ranking: dict[str, Any] | None = None
-    confusion: dict[str, Any] | None = None
-    roc_uri = pr_uri = None
-    no_curves_reason = None
-    if has_labels:
-        confusion = precision_recall_f1(labels, flagged.astype(np.int64))
-    if both_classes:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            auroc = _auroc(labels, scores)
-            auprc = _auprc(labels, scores)
-            p_at_k = precision_at_k(labels, scores)
-        ranking = {"auroc": auroc, "auprc": auprc, "precision_at_k": p_at_k,
-                   "k": int(labels.sum()), "prevalence": float(labels.mean())}
-        roc_uri = plots.roc_figure(labels, scores, threshold, auroc)
-        pr_uri = plots.pr_figure(labels, scores, threshold, auprc)
-    elif has_labels:
-        only = "normal (0)" if int(labels.sum()) == 0 else "anomalous (1)"
-        no_curves_reason = (f"Every labelled row is {only}, so ROC and precision-recall "
-                            "curves are undefined: they need both normal and anomalous rows.")
-    else:
-        no_curves_reason = ("No labels were given, so the ranking quality (ROC, precision-"
-                            "recall, AUROC, AUPRC) cannot be measured. Pass a label column "
-                            "(1 = anomaly, 0 = normal) to see it.")
-
-    dist_uri, dist_log = plots.score_distribution_figure(
-        scores, threshold, labels if both_classes else None, calibration
-    )
-    history = getattr(detector, "history_", {}) or {}
-    loss_uri = plots.loss_figure(history)
-
-    # ------------------------------------------------- column contributions
     n_flagged = int(flagged.sum())
-    if n_flagged:
-        focus = flagged
-        focus_note = (f"Mean over the {n_flagged:,} flagged rows (red) against the "
-                      f"{n - n_flagged:,} other rows (grey).")
-        flagged_label = f"flagged rows (n={n_flagged:,})"
-    else:
-        k = min(top_n, n)
-        focus = np.zeros(n, dtype=bool)
-        focus[np.argsort(-scores, kind="stable")[:k]] = True
-        focus_note = (f"No row is above the threshold, so the chart uses the {k:,} "
-                      "highest-scoring rows instead (red) against the others (grey).")
-        flagged_label = f"top {k:,} rows"
-    other_mean = contrib[~focus].mean(axis=0) if (~focus).any() else None
-    contrib_uri = plots.contribution_figure(
-        contrib[focus].mean(axis=0), other_mean, flagged_label=flagged_label,
-        other_label=f"other rows (n={int((~focus).sum()):,})",
+    has_labels = labels is not None
+    history = getattr(detector, "history_", {}) or {}
+
+    operating = _operating_points(detector, scores, labels)
+    curves = _ranking(labels, scores, threshold, operating)
+    dist_uri, dist_log = plots.score_distribution_figure(
+        scores, threshold, labels if curves["ranking"] else None, calibration
     )
-    n_columns_used = contrib.shape[1]
+    contrib_uri, contrib_note = _drivers(contrib, scores, flagged, top_n)
 
-    # ------------------------------------------------------------ top table
     order = np.argsort(-scores, kind="stable")[: min(top_n, n)]
-    chips = _chips(contrib, order)
-    top_rows = []
-    for rank, (i, row_chips) in enumerate(zip(order, chips, strict=True), start=1):
-        top_rows.append({
-            "rank": rank,
-            "index": str(df.index[i]),
-            "score": float(scores[i]),
-            "p_value": float(p_values[i]),
-            "flagged": bool(flagged[i]),
-            "label": None if labels is None else int(labels[i]),
-            "chips": row_chips,
-        })
+    row_names = ids.iloc[order] if ids is not None else df.index[order]
+    top_rows = _top_rows(order, [_raw(v) for v in row_names],
+                         _model_view(detector, df.iloc[order], positional), scores, p_values,
+                         flagged, labels, contrib)
 
-    # --------------------------------------------------------------- header
     model_name = type(detector).__name__
-    hidden = getattr(detector, "hidden_sizes_", None)
-    latent = getattr(detector, "latent_dim_", None)
-    n_in = detector.adapter_.n_features_out_
-    if getattr(detector, "model_name", "") == "pca-cae":
-        architecture_label = "Latent size (1-D conv autoencoder)"
-        architecture = None if latent is None else f"{n_in} \u2192 {latent}"
-    elif hidden is not None:
-        architecture_label = "Layer widths (encoder)"
-        architecture = " \u2192 ".join(str(v) for v in [n_in, *hidden, latent])
-    else:
-        architecture_label, architecture = "", None
-    training = {
-        "epochs": getattr(detector, "n_epochs_", len(history.get("train_loss", []))),
-        "max_epochs": detector.get_params().get("epochs"),
-        "best_epoch": (history["best_epoch"] + 1
-                       if isinstance(history.get("best_epoch"), int) else None),
-        "stopped_early": bool(history.get("stopped_early", False)),
-        "device": history.get("device", "n/a"),
-        "seconds": float(np.sum(history.get("epoch_seconds", []) or [0.0])),
-        "final_train": history["train_loss"][-1] if history.get("train_loss") else None,
-        "best_val": (min(history["val_loss"]) if history.get("val_loss") else None),
-        "architecture": architecture,
-        "architecture_label": architecture_label,
-    }
     data = {
         "rows": n,
         "input_columns": int(df.shape[1]),
-        "model_columns": n_columns_used,
+        "model_columns": int(contrib.shape[1]),
         "encoded_features": int(detector.adapter_.n_features_out_),
         "labelled": has_labels,
         "n_anomalies": int(labels.sum()) if has_labels else None,
@@ -392,41 +614,45 @@ def build_report(
         "threshold_p_value": float(conformal_p_values(calibration, [threshold])[0]),
     }
     schema = detector.adapter_.schema()
-    ignored = [str(c) for c in df.columns if str(c) not in set(detector.adapter_.input_columns_)]
-
+    used = set(detector.adapter_.input_columns_)
+    ignored = [str(c) for c in df.columns if str(c) not in used]
+    confusion = (precision_recall_f1(labels, flagged.astype(np.int64)) if has_labels
+                 else None)
     context = {
         "title": title or f"genad report: {model_name}",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "source_name": source_name,
         "model_name": model_name,
         "model_doc": (type(detector).__doc__ or "").strip().splitlines()[0]
         if type(detector).__doc__ else "",
         "params": _params(detector),
-        "training": training,
+        "training": _training(detector, history),
         "data": data,
         "ignored_columns": ignored,
         "threshold": threshold,
         "threshold_method": getattr(detector, "threshold_method_", None),
         "threshold_text": describe_threshold(detector),
         "threshold_short": _threshold_short(detector),
-        "ranking": ranking,
+        "operating": operating,
         "confusion": confusion,
-        "roc_uri": roc_uri,
-        "pr_uri": pr_uri,
-        "no_curves_reason": no_curves_reason,
+        **curves,
         "dist_uri": dist_uri,
         "dist_log": dist_log,
-        "both_classes": both_classes,
-        "loss_uri": loss_uri,
+        "both_classes": curves["ranking"] is not None,
+        "loss_uri": plots.loss_figure(history),
         "contrib_uri": contrib_uri,
-        "contrib_note": focus_note,
+        "contrib_note": contrib_note,
         "top_rows": top_rows,
         "top_n": len(top_rows),
+        "id_column": id_column,
+        "inline_values": data["model_columns"] <= _INLINE_VALUES,
+        "downloads": _downloads(df, id_column, scores, p_values, flagged, labels, contrib),
+        "max_download_rows": MAX_DOWNLOAD_ROWS,
         "schema": schema,
         "schema_summary": _schema_summary(schema),
         "versions": _versions(),
     }
     html = _environment().from_string(_template_source()).render(**context)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
-    return path
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return Path(out)

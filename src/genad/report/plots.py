@@ -2,7 +2,8 @@
 
 Every function builds its own :class:`matplotlib.figure.Figure` on an Agg canvas and
 never touches ``pyplot``, so building a report neither opens windows nor changes the
-backend or the style of the caller's own plots.
+backend or the style of the caller's own plots. Text is drawn literally (no mathtext), so
+a column named ``$x$`` or ``$\\undefined$`` is shown as written instead of failing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
@@ -25,6 +27,7 @@ __all__ = [
     "ANOMALY_COLOR",
     "figure_to_data_uri",
     "roc_figure",
+    "roc_log_figure",
     "pr_figure",
     "score_distribution_figure",
     "loss_figure",
@@ -40,6 +43,7 @@ _DPI = 130
 _MAX_CURVE_POINTS = 4000
 
 _STYLE: dict[str, Any] = {
+    "text.parse_math": False,  # column names are data: "$x$" is shown as written
     "font.size": 9.5,
     "axes.titlesize": 11,
     "axes.titleweight": "bold",
@@ -64,7 +68,6 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-
 def _finish_unit_square(fig: Figure, ax: Any, *, xlabel: str, ylabel: str, title: str,
                         legend_loc: str, y_top: float) -> str:
     """Label a curve drawn on [0, 1] x [0, 1] and return the figure as a data URI."""
@@ -75,6 +78,18 @@ def _finish_unit_square(fig: Figure, ax: Any, *, xlabel: str, ylabel: str, title
     ax.set_title(title)
     ax.legend(loc=legend_loc)
     return figure_to_data_uri(fig)
+
+
+def _log_axis(ax: Any, which: str, *, percent: bool = False) -> None:
+    """Log-scale one axis with plain tick labels (matplotlib's default ones are mathtext,
+    which is switched off so that column names print literally): ``0.001`` or ``0.1%``."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(ticker.LogLocator(base=10.0))
+    axis.set_major_formatter(ticker.FuncFormatter(
+        lambda v, _pos: f"{100 * v:g}%" if percent else f"{v:g}"
+    ))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 @contextmanager
@@ -190,6 +205,70 @@ def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float
         )
 
 
+def roc_log_figure(
+    y: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    operating_thresholds: Sequence[float] = (),
+) -> str:
+    """ROC curve on a logarithmic false-positive-rate axis, where fraud teams work.
+
+    The axis runs from ``1e-4`` (or one normal row, when there are more than 10,000) to 1,
+    so the region of a few false alarms per thousand legitimate rows is readable.
+
+    Parameters
+    ----------
+    y : ndarray of 0/1
+        Labels, 1 = anomaly; both classes must be present.
+    scores : ndarray of float
+    threshold : float
+        The detector's threshold, marked in red.
+    operating_thresholds : sequence of float, optional
+        Further thresholds (the operating-points table), marked as open circles.
+
+    Returns
+    -------
+    str
+        PNG data URI.
+
+    Examples
+    --------
+    >>> uri = roc_log_figure(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]), 0.5)
+    >>> uri.startswith("data:image/png;base64,")
+    True
+    """
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_normal = int(np.sum(y == 0))
+    left = min(1e-4, 10.0 ** np.floor(np.log10(1.0 / max(n_normal, 1))))
+    fpr, tpr, _ = roc_curve(y, scores)
+    fpr, tpr = _thin(np.clip(fpr, left, 1.0), tpr)
+
+    def point(t: float) -> tuple[float, float]:
+        flagged = scores > t
+        return max(float(flagged[y == 0].mean()), left), float(flagged[y == 1].mean())
+
+    with _plot(4.6, 3.9) as (fig, ax):
+        grid = np.geomspace(left, 1.0, 200)
+        ax.plot(grid, grid, ls=":", color=NEUTRAL_COLOR, lw=1.2, label="random ranking")
+        ax.step(fpr, tpr, where="post", color=NORMAL_COLOR, lw=2, label="model")
+        if len(operating_thresholds):
+            pts = np.array([point(t) for t in operating_thresholds])
+            ax.scatter(pts[:, 0], pts[:, 1], s=30, facecolors="white", edgecolors=THRESHOLD_COLOR,
+                       linewidths=1.1, zorder=4, label="operating points (table)")
+        op_fpr, op_tpr = point(threshold)
+        ax.scatter([op_fpr], [op_tpr], s=46, color=ANOMALY_COLOR, zorder=5,
+                   label=f"threshold: recall {op_tpr:.0%}, FPR {op_fpr:.2%}")
+        _log_axis(ax, "x", percent=True)
+        ax.set_xlim(left, 1.0)
+        ax.set_ylim(-0.01, 1.01)
+        ax.set_xlabel("false-positive rate, log scale (normal rows flagged)")
+        ax.set_ylabel("true-positive rate (anomalies caught)")
+        ax.set_title("ROC curve, low false-positive rates")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        return figure_to_data_uri(fig)
+
+
 def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float) -> str:
     """Precision-recall curve with the operating point and the random baseline.
 
@@ -302,7 +381,7 @@ def score_distribution_figure(
         ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.6, ls="--",
                    label=f"threshold {threshold:.4g} (rows to the right are flagged)")
         if log:
-            ax.set_xscale("log")
+            _log_axis(ax, "x")
         ax.set_xlabel("anomaly score" + (" (log scale)" if log else ""))
         ax.set_ylabel(ylabel)
         ax.set_title("Score distribution")
@@ -346,7 +425,8 @@ def loss_figure(history: Mapping[str, Any]) -> str | None:
                        label=f"best epoch {best + 1} (weights kept)")
         both = np.concatenate([train, val])
         if use_log_scale(both, decades=1.5):
-            ax.set_yscale("log")
+            _log_axis(ax, "y")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title("Training history")
