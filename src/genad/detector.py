@@ -18,7 +18,9 @@ Every detector follows one contract (scikit-learn compatible):
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +42,7 @@ from genad.errors import (
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
 from genad.training import (
+    SCORE_BATCH,
     TrainConfig,
     auto_epochs,
     cpu_threads,
@@ -49,6 +52,10 @@ from genad.training import (
 )
 
 __all__ = ["Detector", "top_contributions"]
+
+#: rows encoded and scored at a time by anomaly_score, anomaly_map and explain: peak
+#: memory grows with this, not with the table (a multiple of the inference batch)
+SCORE_CHUNK = 16 * SCORE_BATCH
 
 
 def _rows(df: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -351,6 +358,50 @@ class Detector(BaseEstimator):
                 "report it with the row"
             )
 
+    def _encoded_chunks(self, X: Any) -> Iterator[tuple[np.ndarray, pd.Index]]:
+        """Encode ``X`` in slices of :data:`SCORE_CHUNK` rows: ``(z, index)`` per slice.
+
+        A file is read once; DataFrames, Series and 2-D arrays are sliced (their kind,
+        and so the column matching of ``transform``, is kept); anything else is encoded
+        in one piece. Warnings raised by several slices are shown once.
+        """
+        if isinstance(X, (str, Path)):
+            X = read_table(X)
+        sliceable = isinstance(X, (pd.DataFrame, pd.Series)) or (
+            isinstance(X, np.ndarray) and X.ndim == 2)
+        n = len(X) if sliceable else 0
+        if n <= SCORE_CHUNK:
+            z = self.adapter_.transform(X)
+            yield z, self._index_of(X, 0, len(z))
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for start in range(0, n, SCORE_CHUNK):
+                part = X.iloc[start : start + SCORE_CHUNK] if hasattr(X, "iloc") else (
+                    X[start : start + SCORE_CHUNK])
+                z = self.adapter_.transform(part)
+                yield z, self._index_of(X, start, len(z))
+        seen: set[tuple[type, str]] = set()
+        for w in caught:
+            key = (w.category, re.sub(r"\d+", "#", str(w.message)))
+            if key not in seen:  # the same warning from each slice, with its own counts
+                seen.add(key)
+                warnings.warn(w.message, w.category, stacklevel=3)
+
+    @staticmethod
+    def _index_of(X: Any, start: int, n: int) -> pd.Index:
+        if isinstance(X, (pd.DataFrame, pd.Series)):
+            return X.index[start : start + n]
+        return pd.RangeIndex(start, start + n)
+
+    def _map_encoded(self, z: np.ndarray, index: pd.Index) -> np.ndarray | pd.DataFrame:
+        with cpu_threads(self.model_, self._device()):
+            elem = predict_in_batches(self.model_.element_scores, torch.from_numpy(z),
+                                      self._device())
+        elem = elem.double().numpy()
+        self._check_finite(elem)
+        return self.adapter_.to_map(elem, index=index)
+
     def anomaly_score(self, X: Any) -> np.ndarray:
         """One float per row, higher = more anomalous; always finite.
 
@@ -363,7 +414,8 @@ class Detector(BaseEstimator):
         (3,)
         """
         self._check_fitted()
-        return self._score_encoded(self.adapter_.transform(X))
+        parts = [self._score_encoded(z) for z, _ in self._encoded_chunks(X)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def anomaly_map(self, X: Any) -> np.ndarray | pd.DataFrame:
         """Each input column's contribution to each row's score (rows sum to the score).
@@ -373,20 +425,23 @@ class Detector(BaseEstimator):
         or file, else an ndarray ``(n_rows, n_kept_columns)``.
         """
         self._check_fitted()
-        df = read_table(X)
-        z = torch.from_numpy(self.adapter_.transform(X))
-        with cpu_threads(self.model_, self._device()):
-            elem = predict_in_batches(self.model_.element_scores, z, self._device())
-        elem = elem.double().numpy()
-        self._check_finite(elem)
-        return self.adapter_.to_map(elem, index=df.index)
+        parts = [self._map_encoded(z, index) for z, index in self._encoded_chunks(X)]
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], pd.DataFrame):
+            return pd.concat(parts)
+        return np.concatenate(parts)
 
     def explain(self, X: Any, top_k: int = 3) -> pd.DataFrame:
         """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``."""
         self._check_fitted()
-        contrib = self.anomaly_map(X)
+        parts = [self._explain_encoded(z, index, top_k) for z, index in self._encoded_chunks(X)]
+        return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+    def _explain_encoded(self, z: np.ndarray, index: pd.Index, top_k: int) -> pd.DataFrame:
+        contrib = self._map_encoded(z, index)
         if not isinstance(contrib, pd.DataFrame):
-            contrib = pd.DataFrame(contrib, columns=self.adapter_.column_names_)
+            contrib = pd.DataFrame(contrib, columns=self.adapter_.column_names_, index=index)
         scores = contrib.sum(axis=1).to_numpy()
         return pd.DataFrame(
             {

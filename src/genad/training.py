@@ -80,8 +80,22 @@ def _progress(enabled: bool, total: int, description: str) -> Any:
     return prog
 
 
-#: rows per inference batch; every batch has exactly this many rows (see predict_in_batches)
+#: rows per inference batch; every batch is padded to one of SCORE_BUCKETS rows
 SCORE_BATCH = 4096
+#: padded batch sizes. Matrix kernels choose their blocking (and so the order of their
+#: float32 sums) from the batch shape: a row scored in a batch of 1 or 2 rows can differ
+#: in the last bit from the same row in a batch of 4,096. From 4 rows up the kernels of
+#: every model preset were checked to give bit-identical rows (benchmarks/README.md), so
+#: small calls pad to 16 or 256 rows instead of 4,096 (a single row: ~0.1 ms, not 4 ms).
+SCORE_BUCKETS = (16, 256, SCORE_BATCH)
+
+
+def _padded_size(n: int, batch_size: int) -> int:
+    """The smallest bucket holding ``n`` rows (buckets above ``batch_size`` are unused)."""
+    for size in SCORE_BUCKETS:
+        if n <= size <= batch_size:
+            return size
+    return batch_size
 
 
 def predict_in_batches(
@@ -90,20 +104,26 @@ def predict_in_batches(
 ) -> torch.Tensor:
     """Apply a row-wise ``fn`` to ``x`` in batches on ``device`` (inference mode), on CPU.
 
-    With ``fixed_shape`` (default) the last batch is zero-padded to ``batch_size`` rows.
-    Matrix kernels choose their blocking from the batch shape, so the same row scored
-    alone or among others could differ in the last float32 bit; with one batch shape
-    for every call, scores are identical whether rows come in one batch or one by one.
+    With ``fixed_shape`` (default) each batch is zero-padded to a fixed size: full
+    batches have ``batch_size`` rows, a shorter last batch is padded to the smallest of
+    :data:`SCORE_BUCKETS` that holds it. Matrix kernels choose their blocking from the
+    batch shape, so the same row scored alone or among others could differ in the last
+    float32 bit; with a few fixed batch shapes, checked to agree bit for bit, scores are
+    identical whether rows come in one batch or one by one.
     """
     outs = []
     with torch.inference_mode():
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size]
             n = xb.shape[0]
-            if fixed_shape and n < batch_size:
-                xb = torch.cat([xb, xb.new_zeros((batch_size - n, *xb.shape[1:]))])
+            if fixed_shape:
+                size = _padded_size(n, batch_size)
+                if n < size:
+                    xb = torch.cat([xb, xb.new_zeros((size - n, *xb.shape[1:]))])
             out = fn(xb.to(device, non_blocking=True))
             outs.append((out[:n] if fixed_shape else out).float().cpu())
+    if len(outs) == 1:
+        return outs[0]
     return torch.cat(outs) if outs else torch.empty(0)
 
 

@@ -433,10 +433,12 @@ class TabularAdapter:
         pos = 0
         numeric_slots: list[int] = []
         numeric_vals: list[np.ndarray] = []
+        numeric = self._numeric_block(df)
         for col in self.columns_:
-            s = df[col.name]
+            s = df[col.name] if numeric is None or col.kind != "numeric" else None
             if col.kind == "numeric":
-                values = self._numeric_values(s, col.name)
+                values = (numeric[:, len(numeric_slots)] if s is None
+                          else self._numeric_values(s, col.name))
                 nan_mask = np.isnan(values)
                 if nan_mask.any():
                     if self.missing == "raise":
@@ -447,7 +449,10 @@ class TabularAdapter:
                             f"{int(nan_mask.sum())} here; imputed with the training median",
                             GenadWarning, stacklevel=2,
                         )
-                    values = np.where(nan_mask, col.median, values)
+                    if s is None:
+                        values[nan_mask] = col.median  # a column of our own copy
+                    else:
+                        values = np.where(nan_mask, col.median, values)
                 numeric_slots.append(pos)
                 numeric_vals.append(values)
                 pos += 1
@@ -481,22 +486,55 @@ class TabularAdapter:
                 out[:, pos : pos + unseen + 1] = block
                 pos += unseen + 1
         if numeric_vals:
-            z = np.empty((n, len(numeric_vals)), dtype=np.float64)
-            for j, v in enumerate(numeric_vals):
-                z[:, j] = v
-            z -= self.center_
-            z /= self.scale_
-            if self.scaling == "robust":
-                tail = np.abs(z) > _TAIL
-                if tail.any():
-                    zt = z[tail]
-                    z[tail] = np.sign(zt) * (_TAIL + np.log1p(np.abs(zt) - _TAIL))
-            np.clip(z, -_CLIP, _CLIP, out=z)
+            if numeric is None:
+                numeric = np.empty((n, len(numeric_vals)), dtype=np.float64, order="F")
+                for j, v in enumerate(numeric_vals):
+                    numeric[:, j] = v
+            self._scale_numeric(numeric)
             if numeric_slots == list(range(len(numeric_slots))):
-                out[:, : len(numeric_slots)] = z
+                out[:, : len(numeric_slots)] = numeric
             else:
-                out[:, numeric_slots] = z
+                out[:, numeric_slots] = numeric
         return out
+
+    def _numeric_block(self, df: pd.DataFrame) -> np.ndarray | None:
+        """The numeric columns as one float64 ``(n, k)`` array we own (one copy), or None.
+
+        None when a column needs the per-column path (:meth:`_numeric_values`): a
+        non-numeric dtype (strings to parse, dates, booleans), an infinite value (that
+        path names it), or duplicate names.
+        """
+        names = [c.name for c in self.columns_ if c.kind == "numeric"]
+        if not names:
+            return None
+        types = pd.api.types
+        dtypes = df.dtypes
+        for name in names:
+            dtype = dtypes[name]
+            if isinstance(dtype, pd.Series):
+                return None  # duplicate names
+            if not types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
+                return None
+        sub = df if names == list(df.columns) else df[names]
+        block = sub.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        if block.shape[1] != len(names) or np.isinf(block).any():
+            return None
+        return block
+
+    def _scale_numeric(self, z: np.ndarray) -> None:
+        """Centre, scale, log-compress the tails and clip ``z`` in place (float64)."""
+        np.subtract(z, self.center_, out=z)
+        np.divide(z, self.scale_, out=z)
+        if self.scaling == "robust":
+            # tails: sign(z) * (3 + log1p(|z| - 3)), computed only where |z| > 3
+            a = np.abs(z)
+            tail = np.greater(a, _TAIL)
+            if tail.any():
+                np.subtract(a, _TAIL, out=a, where=tail)
+                np.log1p(a, out=a, where=tail)
+                np.add(a, _TAIL, out=a, where=tail)
+                np.copysign(a, z, out=z, where=tail)
+        np.clip(z, -_CLIP, _CLIP, out=z)
 
     def fit_transform(self, X: Any) -> np.ndarray:
         return self.fit(X).transform(X)
