@@ -18,7 +18,6 @@ Every detector follows one contract (scikit-learn compatible):
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from genad.errors import (
     GenadError,
     InvalidInputError,
     NotFittedError,
+    warnings_once,
 )
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
@@ -374,19 +374,12 @@ class Detector(BaseEstimator):
             z = self.adapter_.transform(X)
             yield z, self._index_of(X, 0, len(z))
             return
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings_once():  # the same warning from each slice, with its own counts
             for start in range(0, n, SCORE_CHUNK):
                 part = X.iloc[start : start + SCORE_CHUNK] if hasattr(X, "iloc") else (
                     X[start : start + SCORE_CHUNK])
                 z = self.adapter_.transform(part)
                 yield z, self._index_of(X, start, len(z))
-        seen: set[tuple[type, str]] = set()
-        for w in caught:
-            key = (w.category, re.sub(r"\d+", "#", str(w.message)))
-            if key not in seen:  # the same warning from each slice, with its own counts
-                seen.add(key)
-                warnings.warn(w.message, w.category, stacklevel=3)
 
     @staticmethod
     def _index_of(X: Any, start: int, n: int) -> pd.Index:

@@ -6,7 +6,11 @@ CLI) can catch one class and print a one-line message.
 
 from __future__ import annotations
 
+import re
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the real class is built by the module __getattr__ below
@@ -21,6 +25,7 @@ __all__ = [
     "OutputError",
     "GenadWarning",
     "CalibrationWarning",
+    "warnings_once",
 ]
 
 
@@ -66,6 +71,28 @@ if TYPE_CHECKING:
 
     class NotFittedError(GenadError, _SklearnNotFittedError):
         """A method that needs a fitted detector was called before ``fit``."""
+
+
+@contextmanager
+def warnings_once() -> Iterator[None]:
+    """Show each warning raised inside the block once, at the end of the block.
+
+    Warnings that differ only in their numbers (the per-slice counts of a table scored in
+    slices) count as the same warning; the first one is shown.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            caught = record
+            yield
+    finally:  # also when the block raises: the warnings came before the error
+        seen: set[tuple[type, str]] = set()
+        for w in caught:
+            key = (w.category, re.sub(r"\d+", "#", str(w.message)))
+            if key not in seen:
+                seen.add(key)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 _LAZY_LOCK = threading.Lock()
