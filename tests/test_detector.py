@@ -410,3 +410,21 @@ def test_a_single_row_is_padded_to_a_small_batch(fitted, table, monkeypatch):
     monkeypatch.setattr(fitted.model_, "score", spy)
     fitted.anomaly_score(table.iloc[:1])
     assert shapes == [16]
+
+
+@pytest.mark.parametrize("width", [7, 30])
+def test_a_rows_score_does_not_depend_on_its_position_in_the_batch(model_name, make_detector,
+                                                                    width):
+    # with narrow layer outputs (an AE's 10-wide bottleneck on 30 features, PCA + conv AE
+    # on 7) the CPU kernels computed a row differently at different batch positions: a
+    # row scored alone, or in a table starting a few rows later, differed in the last bit
+    rng = np.random.default_rng(width)
+    X = rng.normal(size=(1000, width)) * rng.uniform(0.1, 10.0, size=width)
+    default_sizes = {} if model_name == "pca-cae" else {"hidden_sizes": None}
+    det = make_detector(model_name, epochs=2, latent_dim=None, **default_sizes).fit(X)
+    rows = rng.normal(size=(300, width)) * 3.0
+    batch = det.anomaly_score(rows)
+    one_by_one = np.concatenate([det.anomaly_score(rows[i : i + 1]) for i in range(40)])
+    np.testing.assert_array_equal(one_by_one, batch[:40])
+    np.testing.assert_array_equal(det.anomaly_score(rows[5:]), batch[5:])
+    np.testing.assert_array_equal(det.anomaly_map(rows[3:]), det.anomaly_map(rows)[3:])
