@@ -368,5 +368,6 @@ def test_array_validation_set_for_an_array_fit_gives_no_feature_name_warning(
     X_val[90:] += 8.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "training stopped at the epoch cap")
         det = make_detector("ae").fit(normal_array[100:], X_val=X_val, y_val=y_val)
     assert det.threshold_method_ == "f1_optimal"

@@ -397,3 +397,105 @@ def test_values_near_the_float64_limit_are_refused_with_advice_for_every_model(
                        match=r"column 'b': values up to 1e308 overflow float64 statistics; "
                              r"rescale the column, e\.g\. divide by 1e300 or take a log"):
         make_detector(model_name).fit(X)
+# ------------------------------------------------------------------ chunked scoring
+def _bigger_table(n: int = 700) -> pd.DataFrame:
+    from tests.conftest import normal_table
+
+    df = normal_table(n, seed=5)
+    return df.set_axis(pd.Index(np.arange(n) * 3 + 1000), axis=0)  # an index to keep
+
+
+def test_chunked_scoring_is_identical_to_one_call(fitted, monkeypatch):
+    import genad.detector as detector_module
+
+    df = _bigger_table()
+    one_score, one_map = fitted.anomaly_score(df), fitted.anomaly_map(df)
+    one_explain = fitted.explain(df, top_k=2)
+    seen: list[int] = []
+    transform = type(fitted.adapter_).transform
+
+    def spy(self, X):
+        seen.append(len(X))
+        return transform(self, X)
+
+    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
+    monkeypatch.setattr(type(fitted.adapter_), "transform", spy)
+    np.testing.assert_array_equal(fitted.anomaly_score(df), one_score)
+    assert max(seen) == 64 and sum(seen) == len(df)  # it was really scored in slices
+    pd.testing.assert_frame_equal(fitted.anomaly_map(df), one_map)
+    pd.testing.assert_frame_equal(fitted.explain(df, top_k=2), one_explain)
+
+
+def test_chunked_scoring_of_arrays_and_files(fitted_on_array, fitted, monkeypatch, tmp_path):
+    import genad.detector as detector_module
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4))
+    path = tmp_path / "big.parquet"
+    _bigger_table(300).reset_index(drop=True).to_parquet(path)
+    expected = (fitted_on_array.anomaly_map(X), fitted_on_array.explain(X),
+                fitted.explain(path))
+    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
+    np.testing.assert_array_equal(fitted_on_array.anomaly_map(X), expected[0])
+    got = fitted_on_array.explain(X)
+    pd.testing.assert_frame_equal(got, expected[1])
+    assert list(got.index) == list(range(300))
+    pd.testing.assert_frame_equal(fitted.explain(path), expected[2])
+
+
+def test_chunked_scoring_warns_once_per_column(fitted, monkeypatch):
+    import genad.detector as detector_module
+
+    df = _bigger_table(300)
+    df.loc[df.index[::3], "c"] = np.nan  # "c" had no NaN in training: imputed, with a warning
+    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
+    with pytest.warns(genad.errors.GenadWarning, match="'c'") as record:
+        scores = fitted.anomaly_score(df)
+    assert len([w for w in record if "'c'" in str(w.message)]) == 1
+    assert np.all(np.isfinite(scores))
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 17, 255, 256, 257, 4095])
+def test_a_rows_score_does_not_depend_on_the_padded_batch_size(fitted, n):
+    # small calls pad to 16 or 256 rows instead of 4,096: the rows' scores are the same
+    # bits as in a full 4,096-row batch (same positions), for every model
+    from genad.training import predict_in_batches
+
+    rng = np.random.default_rng(7)
+    z = torch.from_numpy(fitted.adapter_.transform(_bigger_table(4096)))
+    z = z + torch.from_numpy(rng.normal(scale=0.1, size=z.shape).astype(np.float32))
+    cpu = torch.device("cpu")
+    for fn in (fitted.model_.score, fitted.model_.element_scores):
+        full = predict_in_batches(fn, z, cpu)
+        assert torch.equal(predict_in_batches(fn, z[:n], cpu), full[:n])
+
+
+def test_a_single_row_is_padded_to_a_small_batch(fitted, table, monkeypatch):
+    shapes: list[int] = []
+    score = fitted.model_.score
+
+    def spy(x):
+        shapes.append(x.shape[0])
+        return score(x)
+
+    monkeypatch.setattr(fitted.model_, "score", spy)
+    fitted.anomaly_score(table.iloc[:1])
+    assert shapes == [16]
+
+
+@pytest.mark.parametrize("width", [7, 30])
+def test_a_rows_score_does_not_depend_on_its_position_in_the_batch(model_name, make_detector,
+                                                                    width):
+    # with narrow layer outputs (an AE's 10-wide bottleneck on 30 features, PCA + conv AE
+    # on 7) the CPU kernels computed a row differently at different batch positions: a
+    # row scored alone, or in a table starting a few rows later, differed in the last bit
+    rng = np.random.default_rng(width)
+    X = rng.normal(size=(1000, width)) * rng.uniform(0.1, 10.0, size=width)
+    default_sizes = {} if model_name == "pca-cae" else {"hidden_sizes": None}
+    det = make_detector(model_name, epochs=2, latent_dim=None, **default_sizes).fit(X)
+    rows = rng.normal(size=(300, width)) * 3.0
+    batch = det.anomaly_score(rows)
+    one_by_one = np.concatenate([det.anomaly_score(rows[i : i + 1]) for i in range(40)])
+    np.testing.assert_array_equal(one_by_one, batch[:40])
+    np.testing.assert_array_equal(det.anomaly_score(rows[5:]), batch[5:])
+    np.testing.assert_array_equal(det.anomaly_map(rows[3:]), det.anomaly_map(rows)[3:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import pytest
@@ -28,6 +29,12 @@ def test_not_fitted_error_is_sklearn_not_fitted_error():
     # sklearn's NotFittedError is itself a ValueError and AttributeError
     with pytest.raises(sklearn.exceptions.NotFittedError):
         raise errors.NotFittedError("not fitted")
+
+
+def test_not_fitted_error_is_one_picklable_class():
+    err = pickle.loads(pickle.dumps(errors.NotFittedError("not fitted")))
+    assert type(err) is errors.NotFittedError
+    assert errors.NotFittedError.__module__ == "genad.errors"
 
 
 def test_standard_bases_let_callers_catch_generic_errors():

@@ -24,6 +24,21 @@ def test_cli_module_does_not_import_torch():
     assert _run("import sys, genad.cli; print('torch' in sys.modules)") == "False"
 
 
+def test_import_and_cli_start_up_do_not_import_sklearn():
+    # scikit-learn was ~97 % of the CLI's start-up time (errors.py imported it eagerly)
+    code = "import sys, genad, genad.errors, genad.cli; print('sklearn' in sys.modules)"
+    assert _run(code) == "False"
+
+
+def test_not_fitted_error_resolves_lazily_to_sklearns_subclass():
+    code = (
+        "import sys, genad; cls = genad.NotFittedError; import sklearn.exceptions as se; "
+        "from genad.errors import NotFittedError; "
+        "print(issubclass(cls, se.NotFittedError), cls is NotFittedError)"
+    )
+    assert _run(code) == "True True"
+
+
 @pytest.mark.parametrize("name", sorted(set(genad.__all__) - {"__version__"}))
 def test_every_public_name_resolves(name):
     assert getattr(genad, name) is not None

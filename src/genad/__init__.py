@@ -6,7 +6,8 @@
 
 The detectors, :func:`load` and :class:`Detector` are imported on first use, so that
 ``import genad`` (and every CLI call that does not train or score, such as
-``genad --version``) does not pay for importing torch.
+``genad --version``) does not pay for importing torch; ``NotFittedError`` likewise
+imports scikit-learn only when first used.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from genad.errors import (
     GenadError,
     InvalidInputError,
     ModelFormatError,
-    NotFittedError,
     TrainingDivergedError,
 )
 
 if TYPE_CHECKING:
     from genad.bundle import load
     from genad.detector import Detector
+    from genad.errors import NotFittedError
     from genad.estimators import (
         MODELS,
         VAE,
@@ -44,6 +45,7 @@ _LAZY: dict[str, str] = {
     "AutoEncoder": "genad.estimators",
     "DenoisingAutoEncoder": "genad.estimators",
     "PCAConvAutoEncoder": "genad.estimators",
+    "NotFittedError": "genad.errors",  # subclasses scikit-learn's: imports it on first use
 }
 
 __all__ = [

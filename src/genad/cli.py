@@ -85,6 +85,7 @@ def _warnings_as_lines() -> Iterator[None]:
             sys.stderr.write(f"warning: {text}\n")
 
     with warnings.catch_warnings():
+        warnings.simplefilter("always")  # the CLI decides: every distinct warning, once
         warnings.showwarning = show
         yield
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,10 +40,12 @@ from genad.errors import (
     GenadWarning,
     InvalidInputError,
     NotFittedError,
+    warnings_once,
 )
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
 from genad.training import (
+    SCORE_BATCH,
     TrainConfig,
     auto_epochs,
     cpu_threads,
@@ -57,6 +60,10 @@ __all__ = ["Detector", "top_contributions"]
 #: initialisation draws from that RNG, which every thread shares
 _SEEDED_INIT = threading.Lock()
 
+#: rows encoded and scored at a time by anomaly_score, anomaly_map and explain: peak
+#: memory grows with this, not with the table (a multiple of the inference batch)
+SCORE_CHUNK = 16 * SCORE_BATCH
+
 
 def _rows(data: pd.DataFrame | np.ndarray, mask: np.ndarray) -> pd.DataFrame | np.ndarray:
     rows = np.flatnonzero(mask)
@@ -66,6 +73,13 @@ def _rows(data: pd.DataFrame | np.ndarray, mask: np.ndarray) -> pd.DataFrame | n
 def _named(X: Any) -> bool:
     """Whether ``X`` brings column names (a DataFrame or a file) rather than positions."""
     return isinstance(X, (pd.DataFrame, str, Path))
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Join the per-slice results of a chunked call (arrays or DataFrames)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
 
 
 def _validation_rows(X_val: Any, y_val: Any) -> tuple[Any, np.ndarray | None]:
@@ -369,6 +383,44 @@ class Detector(BaseEstimator):
                 "report it with the row"
             )
 
+    def _encoded_chunks(self, X: Any) -> Iterator[tuple[np.ndarray, pd.Index]]:
+        """Encode ``X`` in slices of :data:`SCORE_CHUNK` rows: ``(z, index)`` per slice.
+
+        A file is read once; DataFrames, Series and 2-D arrays are sliced (their kind,
+        and so the column matching of ``transform``, is kept); anything else is encoded
+        in one piece. Warnings raised by several slices are shown once.
+        """
+        self.adapter_.check_feature_names(X, type(self).__name__)
+        if isinstance(X, (str, Path)):
+            X = read_table(X)
+        sliceable = isinstance(X, (pd.DataFrame, pd.Series)) or (
+            isinstance(X, np.ndarray) and X.ndim == 2)
+        n = len(X) if sliceable else 0
+        if n <= SCORE_CHUNK:
+            z = self.adapter_.transform(X)
+            yield z, self._index_of(X, 0, len(z))
+            return
+        with warnings_once():  # the same warning from each slice, with its own counts
+            for start in range(0, n, SCORE_CHUNK):
+                part = X.iloc[start : start + SCORE_CHUNK] if hasattr(X, "iloc") else (
+                    X[start : start + SCORE_CHUNK])
+                z = self.adapter_.transform(part)
+                yield z, self._index_of(X, start, len(z))
+
+    @staticmethod
+    def _index_of(X: Any, start: int, n: int) -> pd.Index:
+        if isinstance(X, (pd.DataFrame, pd.Series)):
+            return X.index[start : start + n]
+        return pd.RangeIndex(start, start + n)
+
+    def _map_encoded(self, z: np.ndarray, index: pd.Index) -> np.ndarray | pd.DataFrame:
+        with cpu_threads(self.model_, self._device()):
+            elem = predict_in_batches(self.model_.element_scores, torch.from_numpy(z),
+                                      self._device())
+        elem = elem.double().numpy()
+        self._check_finite(elem)
+        return self.adapter_.to_map(elem, index=index)
+
     def anomaly_score(self, X: Any) -> np.ndarray:
         """One float per row, higher = more anomalous; always finite.
 
@@ -381,8 +433,8 @@ class Detector(BaseEstimator):
         (3,)
         """
         self._check_fitted()
-        self.adapter_.check_feature_names(X, type(self).__name__)
-        return self._score_encoded(self.adapter_.transform(X))
+        parts = [self._score_encoded(z) for z, _ in self._encoded_chunks(X)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def anomaly_map(self, X: Any) -> np.ndarray | pd.DataFrame:
         """Each input column's contribution to each row's score (rows sum to the score).
@@ -392,34 +444,31 @@ class Detector(BaseEstimator):
         or file, else an ndarray ``(n_rows, n_kept_columns)``.
         """
         self._check_fitted()
-        self.adapter_.check_feature_names(X, type(self).__name__)
-        df = read_table(X)
-        z = torch.from_numpy(self.adapter_.transform(X))
-        with cpu_threads(self.model_, self._device()):
-            elem = predict_in_batches(self.model_.element_scores, z, self._device())
-        elem = elem.double().numpy()
-        self._check_finite(elem)
-        return self.adapter_.to_map(elem, index=df.index)
+        parts = [self._map_encoded(z, index) for z, index in self._encoded_chunks(X)]
+        return _concat(parts)
 
     def _score_and_map(self, X: Any) -> tuple[np.ndarray, np.ndarray | pd.DataFrame]:
-        """``(anomaly_score(X), anomaly_map(X))`` from one pass through the model.
-
-        Each batch's scores are summed as :meth:`GenerativeModel.score` sums them, so they
-        equal ``anomaly_score(X)`` exactly; the map's float64 row sums differ in the last
-        float32 digits, enough to move a row across the threshold.
-        """
+        """``(anomaly_score(X), anomaly_map(X))`` from one pass through the model."""
         self._check_fitted()
-        df = read_table(X)
-        z = torch.from_numpy(self.adapter_.transform(X))
+        parts = [self._score_and_map_encoded(z, index) for z, index in self._encoded_chunks(X)]
+        return _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
+
+    def _score_and_map_encoded(
+        self, z: np.ndarray, index: pd.Index
+    ) -> tuple[np.ndarray, np.ndarray | pd.DataFrame]:
+        """Scores and map of one encoded slice. Each batch's scores are summed as
+        :meth:`GenerativeModel.score` sums them, so they equal ``anomaly_score`` exactly;
+        the map's float64 row sums differ in the last float32 digits, enough to move a
+        row across the threshold."""
 
         def both(x: torch.Tensor) -> torch.Tensor:
             elem = self.model_.element_scores(x)
             return torch.cat([elem, elem.sum(dim=1).unsqueeze(1)], dim=1)
 
         with cpu_threads(self.model_, self._device()):
-            out = predict_in_batches(both, z, self._device()).double().numpy()
+            out = predict_in_batches(both, torch.from_numpy(z), self._device()).double().numpy()
         self._check_finite(out)
-        return out[:, -1], self.adapter_.to_map(out[:, :-1], index=df.index)
+        return out[:, -1], self.adapter_.to_map(out[:, :-1], index=index)
 
     def explain(self, X: Any, top_k: int = 3) -> pd.DataFrame:
         """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``.
@@ -429,10 +478,13 @@ class Detector(BaseEstimator):
         """
         check_int("top_k", top_k, low=1)
         self._check_fitted()
-        contrib = self.anomaly_map(X)
+        parts = [self._explain_encoded(z, index, top_k) for z, index in self._encoded_chunks(X)]
+        return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+    def _explain_encoded(self, z: np.ndarray, index: pd.Index, top_k: int) -> pd.DataFrame:
+        scores, contrib = self._score_and_map_encoded(z, index)
         if not isinstance(contrib, pd.DataFrame):
-            contrib = pd.DataFrame(contrib, columns=self.adapter_.column_names_)
-        scores = contrib.sum(axis=1).to_numpy()
+            contrib = pd.DataFrame(contrib, columns=self.adapter_.column_names_, index=index)
         return pd.DataFrame(
             {
                 "anomaly_score": scores,

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -657,12 +658,15 @@ class TabularAdapter:
         pos = 0
         numeric_slots: list[int] = []
         numeric_vals: list[np.ndarray] = []
+        numeric, has_nan = self._numeric_block(df)
         for col in self.columns_:
-            s = df[col.name]
+            s = df[col.name] if numeric is None or col.kind != "numeric" else None
             if col.kind == "numeric":
-                values = self._numeric_values(s, col.name)
-                nan_mask = np.isnan(values)
-                if nan_mask.any():
+                j = len(numeric_slots)
+                values = numeric[:, j] if s is None else self._numeric_values(s, col.name)
+                nan_mask = (np.isnan(values) if s is not None or has_nan[j]
+                            else np.zeros(n, dtype=bool) if col.indicator else None)
+                if nan_mask is not None and nan_mask.any():
                     if self.missing == "raise":
                         raise _missing_error(col.name, nan_mask, df.index)
                     if not col.indicator:
@@ -671,7 +675,10 @@ class TabularAdapter:
                             f"{int(nan_mask.sum())} here; imputed with the training median",
                             GenadWarning, stacklevel=2,
                         )
-                    values = np.where(nan_mask, col.median, values)
+                    if s is None:
+                        values[nan_mask] = col.median  # a column of our own copy
+                    else:
+                        values = np.where(nan_mask, col.median, values)
                 numeric_slots.append(pos)
                 numeric_vals.append(values)
                 pos += 1
@@ -708,22 +715,70 @@ class TabularAdapter:
                 out[:, pos : pos + unseen + 1] = block
                 pos += unseen + 1
         if numeric_vals:
-            z = np.empty((n, len(numeric_vals)), dtype=np.float64)
-            for j, v in enumerate(numeric_vals):
-                z[:, j] = v
-            z -= self.center_
-            z /= self.scale_
-            if self.scaling == "robust":
-                tail = np.abs(z) > _TAIL
-                if tail.any():
-                    zt = z[tail]
-                    z[tail] = np.sign(zt) * (_TAIL + np.log1p(np.abs(zt) - _TAIL))
-            np.clip(z, -_CLIP, _CLIP, out=z)
-            if numeric_slots == list(range(len(numeric_slots))):
-                out[:, : len(numeric_slots)] = z
-            else:
-                out[:, numeric_slots] = z
+            if numeric is None:
+                numeric = np.empty((n, len(numeric_vals)), dtype=np.float64, order="F")
+                for j, v in enumerate(numeric_vals):
+                    numeric[:, j] = v
+            self._encode_numeric(numeric, out, numeric_slots)
         return out
+
+    def _numeric_block(self, df: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
+        """The numeric columns as one float64 ``(n, k)`` array we own, and which hold NaN.
+
+        ``(None, [])`` when a column needs the per-column path (:meth:`_numeric_values`):
+        a non-numeric dtype (strings to parse, dates, booleans), an infinite value (that
+        path names it), or duplicate names. The array is C- or F-ordered like the
+        frame's values (one copy, no transposition).
+        """
+        none = (None, np.zeros(0, dtype=bool))
+        names = [c.name for c in self.columns_ if c.kind == "numeric"]
+        if not names:
+            return none
+        columns = df.columns.tolist()
+        where = {c: i for i, c in enumerate(columns)}
+        if len(where) != len(columns):
+            return none  # duplicate names
+        positions = [where[name] for name in names]
+        dtypes = df.dtypes.tolist()
+        types = pd.api.types
+        for p in positions:
+            dtype = dtypes[p]
+            if isinstance(dtype, np.dtype):  # the common case, checked fast
+                if dtype.kind not in "fiu":  # not bool, complex, dates, objects
+                    return none
+            elif not types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
+                return none
+        sub = df if positions == list(range(len(columns))) else df.take(positions, axis=1)
+        block = sub.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        finite = np.isfinite(block)
+        if finite.all():
+            return block, np.zeros(len(names), dtype=bool)
+        if np.isinf(block).any():
+            return none
+        return block, ~finite.all(axis=0)
+
+    def _encode_numeric(self, z: np.ndarray, out: np.ndarray, slots: list[int]) -> None:
+        """Centre, scale, log-compress the tails and clip ``z`` (float64, changed in
+        place), then write it as float32 into the columns ``slots`` of ``out``."""
+        np.subtract(z, self.center_, out=z)
+        np.divide(z, self.scale_, out=z)
+        if self.scaling == "robust":
+            flat = z.ravel(order="K")  # a view: z is C- or F-contiguous
+            tail = np.flatnonzero(np.greater(np.abs(flat), _TAIL))
+            if tail.size:  # usually a few percent of the values: work on those only
+                zt = flat[tail]
+                flat[tail] = np.sign(zt) * (_TAIL + np.log1p(np.abs(zt) - _TAIL))
+        np.clip(z, -_CLIP, _CLIP, out=z)
+        z32 = z.astype(np.float32, order="K")
+        if slots == list(range(len(slots))):
+            target = out[:, : len(slots)]
+            torch = sys.modules.get("torch")  # loaded whenever a detector scores
+            if z32.flags.c_contiguous or torch is None:
+                target[...] = z32
+            else:  # torch transposes in cache-sized blocks: about twice numpy's speed
+                torch.from_numpy(target).copy_(torch.from_numpy(z32))
+        else:
+            out[:, slots] = z32
 
     def fit_transform(self, X: Any) -> np.ndarray:
         return self.fit(X).transform(X)
