@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["did_you_mean", "name_list", "unknown_name"]
+from genad.errors import InvalidInputError
+
+__all__ = ["did_you_mean", "name_list", "unknown_name", "require_columns"]
 
 
 def did_you_mean(name: str, choices: Iterable[object]) -> str:
@@ -49,3 +51,24 @@ def unknown_name(what: str, name: str, choices: Iterable[object], where: str = "
     place = f" in {where}" if where else ""
     return (f"{what} {name!r} is not{place}{did_you_mean(name, names)}; available columns: "
             f"{name_list(names)}")
+
+
+def require_columns(
+    names: Iterable[str], columns: Iterable[object], where: str, what: str = "column"
+) -> None:
+    """Raise :class:`~genad.errors.InvalidInputError` for the first of ``names`` that is
+    not in ``columns``, with a did-you-mean and the full list of ``columns``.
+
+    Examples
+    --------
+    >>> require_columns(["Class"], ["Time", "Class"], "d.csv")
+    >>> try:
+    ...     require_columns(["class"], ["Time", "Class"], "d.csv", "label column")
+    ... except InvalidInputError as exc:
+    ...     print(exc)
+    label column 'class' is not in d.csv (did you mean 'Class'?); available columns: 'Time', 'Class'
+    """
+    available = list(columns)
+    for name in names:
+        if name not in available:
+            raise InvalidInputError(unknown_name(what, name, available, where))

@@ -223,12 +223,9 @@ def _names(values: list[str] | None) -> list[str]:
 
 def _check_columns(names: list[str], df: Any, path: Path, what: str) -> None:
     """Raise naming the first of ``names`` that is not a column of ``df`` (read from ``path``)."""
-    from genad._text import unknown_name
+    from genad._text import require_columns
 
-    have = [str(c) for c in df.columns]
-    for name in names:
-        if name not in have:
-            raise InvalidInputError(unknown_name(what, name, have, str(path)))
+    require_columns(names, [str(c) for c in df.columns], str(path), what)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -414,12 +414,7 @@ class Detector(BaseEstimator):
         return pd.RangeIndex(start, start + n)
 
     def _map_encoded(self, z: np.ndarray, index: pd.Index) -> np.ndarray | pd.DataFrame:
-        with cpu_threads(self.model_, self._device()):
-            elem = predict_in_batches(self.model_.element_scores, torch.from_numpy(z),
-                                      self._device())
-        elem = elem.double().numpy()
-        self._check_finite(elem)
-        return self.adapter_.to_map(elem, index=index)
+        return self._score_and_map_encoded(z, index)[1]
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """One float per row, higher = more anomalous; always finite.

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from genad._io import atomic_path
-from genad._text import unknown_name
+from genad._text import require_columns
 from genad.errors import GenadError, InvalidInputError, warnings_once
 
 __all__ = ["ScoreSummary", "score_file", "SCORE_COLUMNS", "OUTPUT_FORMATS", "STREAM_ROWS"]
@@ -48,10 +48,8 @@ def _passthrough_columns(
     wanted = ([id_column] if id_column is not None else []) + [
         c for c in keep_columns if c != id_column
     ]
-    have = [str(c) for c in df.columns]
+    require_columns(wanted, [str(c) for c in df.columns], str(source))
     for name in wanted:
-        if name not in have:
-            raise InvalidInputError(unknown_name("column", name, have, str(source)))
         if name in SCORE_COLUMNS:
             raise InvalidInputError(
                 f"column {name!r} of {source} clashes with a score column genad writes"

@@ -17,7 +17,7 @@ import pandas as pd
 from jinja2 import Environment, StrictUndefined
 
 from genad._io import atomic_path
-from genad._text import unknown_name
+from genad._text import require_columns
 from genad.calibration import conformal_p_values, threshold_at_fpr
 from genad.contributions import top_columns, top_contributions
 from genad.data.tabular import read_table
@@ -232,8 +232,7 @@ def _read_inputs(
     """The table, what to feed the detector, the 0/1 labels and the ids (or None)."""
     df = read_table(X)
     if isinstance(y, str):
-        if y not in df.columns:
-            raise InvalidInputError(unknown_name("label column", y, df.columns, where))
+        require_columns([y], df.columns, where, "label column")
         label_name = y
         y = df[y]
         df = df.drop(columns=[label_name])
@@ -247,8 +246,7 @@ def _read_inputs(
                 f"id_column={id_column!r} needs a table with named columns (a DataFrame or "
                 "a CSV / Parquet file), not an array"
             )
-        if id_column not in df.columns:
-            raise InvalidInputError(unknown_name("id column", id_column, df.columns, where))
+        require_columns([id_column], df.columns, where, "id column")
         ids = df[id_column]
     return df, feed, labels, ids
 
