@@ -1,6 +1,7 @@
 """Model factories for the tabular benchmark: genad's detectors and their peers.
 
-Every factory returns a :class:`Detector`, a thin adapter with one interface:
+Every factory returns a :class:`Contender`: one model entered in the comparison (genad's
+or a peer's) behind a thin adapter with one interface:
 ``fit(X_train_normals)``, ``score(X) -> 1-D float64 array`` (higher = more anomalous),
 plus what the runner needs for timing and thresholds. Adapters never repair a model's
 output: a wrong shape raises, and NaN / inf scores are passed on to the runner, which
@@ -21,19 +22,17 @@ PyOD facts this module relies on (pyod 3.6.7, read from its source):
   ``shuffle=True, drop_last=True``: with fewer rows than ``batch_size`` no batch runs and
   ``fit`` raises ``UnboundLocalError`` (``loss`` is never assigned).
 * ``BaseDeepLearningDetector.train`` calls ``self.epoch_update()`` after every epoch;
-  :class:`PyodDeepDetector` hooks it to time each epoch.
+  :class:`PyodDeepContender` hooks it to time each epoch.
 * ``ECOD.decision_function`` recomputes the empirical CDFs on train + scored rows
   together, so its test scores depend on the whole test batch.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ __all__ = [
     "MODEL_SPECS",
     "QUICK_EPOCHS",
     "BuildContext",
-    "Detector",
+    "Contender",
     "ModelSpec",
     "import_genad",
     "resolve_models",
@@ -58,8 +57,9 @@ MATCHED: dict[str, Any] = dict(hidden_sizes=[64, 32], epochs=20, batch_size=256)
 AE_DROPOUT = 0.2
 
 #: Settings of ``genad-AE-dropout-raw``: the best card-fraud validation AUROC of the
-#: session-3 study (``benchmarks.tabular.scaling_study``, variant ``d2-tail3-nonorm``),
-#: again chosen on train-split rows only and run once on the test parts.
+#: session-3 scaling study (variant ``d2-tail3-nonorm``, see
+#: ``benchmarks/results/tabular-scaling-study.md``), again chosen on train-split rows only
+#: and run once on the test parts.
 AE_DROPOUT_RAW: dict[str, Any] = dict(dropout=AE_DROPOUT, normalize_errors=False)
 
 #: Epochs of every neural model (genad and PyOD, default and matched) under ``--quick``.
@@ -86,8 +86,12 @@ class BuildContext:
     device: str = "auto"
 
 
-class Detector:
-    """Common adapter interface used by the runner."""
+class Contender:
+    """One model under comparison, behind the interface the runner uses.
+
+    Subclasses wrap a genad detector (:class:`GenadContender`) or a peer
+    (:class:`PyodContender`, :class:`PyodDeepContender`, :class:`IsolationForestContender`).
+    """
 
     family: str = "peer"
     #: Which view of a split the model receives: ``"raw"`` or ``"peer"``.
@@ -146,38 +150,36 @@ def _jsonable(value: Any) -> Any:
 
 # --------------------------------------------------------------------------- genad
 
-_GENAD_IMPORT_ERROR: str | None = None
+#: Raised by :func:`import_genad` when genad is not installed. It starts with "cannot
+#: import genad", which the report recognises (``report._hint``).
+GENAD_MISSING = ("cannot import genad: it is not installed in this environment; run "
+                 "`pip install -e '.[bench]'` from the repository root")
 
 
-def import_genad() -> Any:
-    """Import genad, adding ``<repo>/src`` to ``sys.path`` if it is not installed.
+def import_genad() -> ModuleType:
+    """Import genad, which the benchmarks expect installed (``pip install -e '.[bench]'``).
+
+    Returns
+    -------
+    module
+        The ``genad`` package.
 
     Raises
     ------
     ImportError
-        genad cannot be imported; the message carries the original error.
+        genad is not installed; the one-line message says how to install it. An error
+        raised while an installed genad imports is passed on unchanged.
     """
-    global _GENAD_IMPORT_ERROR
-    if "genad" in sys.modules and getattr(sys.modules["genad"], "__file__", None):
-        return sys.modules["genad"]
-    if _GENAD_IMPORT_ERROR is not None:
-        raise ImportError(_GENAD_IMPORT_ERROR)
-    src = Path(__file__).resolve().parents[2] / "src"
     try:
-        try:
-            return importlib.import_module("genad")
-        except ImportError:
-            if src.is_dir() and str(src) not in sys.path:
-                sys.path.insert(0, str(src))
-                sys.modules.pop("genad", None)
-                return importlib.import_module("genad")
+        import genad
+    except ModuleNotFoundError as exc:
+        if exc.name != "genad":
             raise
-    except Exception as exc:  # noqa: BLE001 - any import failure is recorded, not fatal
-        _GENAD_IMPORT_ERROR = f"cannot import genad: {type(exc).__name__}: {exc}"
-        raise ImportError(_GENAD_IMPORT_ERROR) from exc
+        raise ImportError(GENAD_MISSING) from None
+    return genad
 
 
-class GenadDetector(Detector):
+class GenadContender(Contender):
     """Adapter for a genad detector class (``fit`` / ``anomaly_score`` / ``predict``)."""
 
     family = "genad"
@@ -225,13 +227,13 @@ class GenadDetector(Detector):
         return _jsonable(self.kwargs)
 
 
-def _genad_factory(class_name: str, extra: dict[str, Any]) -> Callable[..., Detector]:
-    def build(seed: int, ctx: BuildContext) -> Detector:
+def _genad_factory(class_name: str, extra: dict[str, Any]) -> Callable[..., Contender]:
+    def build(seed: int, ctx: BuildContext) -> Contender:
         kwargs: dict[str, Any] = dict(extra)
         if ctx.epochs is not None:
             kwargs["epochs"] = ctx.epochs
         kwargs.update(random_state=seed, verbose=0, device=ctx.device)
-        return GenadDetector(class_name, kwargs)
+        return GenadContender(class_name, kwargs)
 
     return build
 
@@ -239,7 +241,7 @@ def _genad_factory(class_name: str, extra: dict[str, Any]) -> Callable[..., Dete
 # --------------------------------------------------------------------------- peers
 
 
-class PyodDetector(Detector):
+class PyodContender(Contender):
     """Non-neural PyOD detector (ECOD, PCA)."""
 
     def __init__(self, det: Any) -> None:
@@ -259,7 +261,7 @@ class PyodDetector(Detector):
         return _jsonable(self.det.get_params())
 
 
-class PyodDeepDetector(PyodDetector):
+class PyodDeepContender(PyodContender):
     """PyOD AutoEncoder / VAE, with per-epoch timing through ``epoch_update``."""
 
     def fit(self, X: np.ndarray) -> None:
@@ -286,7 +288,7 @@ class PyodDeepDetector(PyodDetector):
             self.n_epochs = len(self.epoch_seconds)
 
 
-class IsolationForestDetector(Detector):
+class IsolationForestContender(Contender):
     """scikit-learn IsolationForest; score = ``-score_samples``."""
 
     def __init__(self, seed: int) -> None:
@@ -309,8 +311,8 @@ def _pyod_device(ctx: BuildContext) -> str | None:
     return None if ctx.device == "auto" else ctx.device
 
 
-def _pyod_ae(matched: bool) -> Callable[..., Detector]:
-    def build(seed: int, ctx: BuildContext) -> Detector:
+def _pyod_ae(matched: bool) -> Callable[..., Contender]:
+    def build(seed: int, ctx: BuildContext) -> Contender:
         from pyod.models.auto_encoder import AutoEncoder
 
         kwargs: dict[str, Any] = dict(random_state=seed, verbose=0, device=_pyod_device(ctx))
@@ -319,13 +321,13 @@ def _pyod_ae(matched: bool) -> Callable[..., Detector]:
                           epoch_num=MATCHED["epochs"], batch_size=MATCHED["batch_size"])
         if ctx.epochs is not None:
             kwargs["epoch_num"] = ctx.epochs
-        return PyodDeepDetector(AutoEncoder(**kwargs))
+        return PyodDeepContender(AutoEncoder(**kwargs))
 
     return build
 
 
-def _pyod_vae(matched: bool) -> Callable[..., Detector]:
-    def build(seed: int, ctx: BuildContext) -> Detector:
+def _pyod_vae(matched: bool) -> Callable[..., Contender]:
+    def build(seed: int, ctx: BuildContext) -> Contender:
         from pyod.models.vae import VAE
 
         kwargs: dict[str, Any] = dict(random_state=seed, verbose=0, device=_pyod_device(ctx))
@@ -335,25 +337,25 @@ def _pyod_vae(matched: bool) -> Callable[..., Detector]:
                           epoch_num=MATCHED["epochs"], batch_size=MATCHED["batch_size"])
         if ctx.epochs is not None:
             kwargs["epoch_num"] = ctx.epochs
-        return PyodDeepDetector(VAE(**kwargs))
+        return PyodDeepContender(VAE(**kwargs))
 
     return build
 
 
-def _iforest(seed: int, ctx: BuildContext) -> Detector:
-    return IsolationForestDetector(seed)
+def _iforest(seed: int, ctx: BuildContext) -> Contender:
+    return IsolationForestContender(seed)
 
 
-def _ecod(seed: int, ctx: BuildContext) -> Detector:
+def _ecod(seed: int, ctx: BuildContext) -> Contender:
     from pyod.models.ecod import ECOD
 
-    return PyodDetector(ECOD())
+    return PyodContender(ECOD())
 
 
-def _pyod_pca(seed: int, ctx: BuildContext) -> Detector:
+def _pyod_pca(seed: int, ctx: BuildContext) -> Contender:
     from pyod.models.pca import PCA
 
-    return PyodDetector(PCA(random_state=seed))
+    return PyodContender(PCA(random_state=seed))
 
 
 # --------------------------------------------------------------------------- registry
@@ -372,7 +374,7 @@ class ModelSpec:
     description:
         One line for the report.
     build:
-        ``build(seed, ctx) -> Detector``.
+        ``build(seed, ctx) -> Contender``.
     neural:
         Whether the model trains for epochs (so ``--quick`` / ``--epochs`` apply).
     """
@@ -380,7 +382,7 @@ class ModelSpec:
     name: str
     family: str
     description: str
-    build: Callable[[int, BuildContext], Detector]
+    build: Callable[[int, BuildContext], Contender]
     neural: bool = True
 
 

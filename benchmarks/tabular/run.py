@@ -133,7 +133,7 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _threshold_metrics(
-    det: md.Detector, X_train: Any, X_test: Any, y_test: np.ndarray, entry: dict[str, Any]
+    det: md.Contender, X_train: Any, X_test: Any, y_test: np.ndarray, entry: dict[str, Any]
 ) -> None:
     """Add F1 / precision / recall / test FPR at the detector's threshold to ``entry``."""
     pred, rule = det.predict(X_test, X_train)
@@ -418,6 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         log(str(exc))
         return 2
+    if any(s.family == "genad" for s in specs):
+        try:
+            md.import_genad()
+        except ImportError as exc:
+            log(str(exc))
+            return 2
     groups = [g.lower() for g in (_parse_list(args.sets) or [])]
     unknown = [g for g in groups if g not in ds.ALL_GROUPS]
     if unknown:

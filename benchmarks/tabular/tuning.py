@@ -104,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown variants {sorted(unknown)}; known: {list(VARIANTS)}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    genad = import_genad()
+    try:
+        genad = import_genad()
+    except ImportError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     X, y = ds.load_creditcard()
     command = "python -m benchmarks.tabular.tuning " + shlex.join(
         list(sys.argv[1:] if argv is None else argv))
