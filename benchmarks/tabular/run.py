@@ -335,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-repeats", type=int, default=3,
                    help="scoring passes timed on the test set; the best is reported")
     p.add_argument("--merge", default=None,
-                   help="comma list of result stems (in --out) to merge into --name "
-                   "(default tabular): runs are concatenated, a later file wins on the same "
-                   "(set, seed, model); every invocation's command is kept")
+                   help="comma list of result stems to merge into --name (default tabular), "
+                   "each read from --out or from <out>/<name>/parts/: runs are "
+                   "concatenated, a later file wins on the same (set, seed, model); every "
+                   "invocation's command is kept")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild the Markdown report from the JSON")
     return p
@@ -353,22 +354,33 @@ def _settings_key(settings: dict[str, Any]) -> tuple[Any, ...]:
     return (settings.get("quick"), settings.get("epochs"), json.dumps(settings.get("matched")))
 
 
+def parts_dir(json_path: Path) -> Path:
+    """Folder that keeps the part files merged into ``json_path``: ``<out>/<name>/parts``."""
+    return json_path.with_suffix("") / "parts"
+
+
 def _merge(out_dir: Path, stems: list[str], json_path: Path, md_path: Path,
            command: str) -> int:
     """Merge several results files (e.g. runs split over processes) into one.
 
+    Each part ``<stem>.json`` is read from ``out_dir`` (where a run writes it) or from
+    :func:`parts_dir` (where merged parts are kept); a stem found in both is refused.
     The merged file keeps every entry but not the per-epoch time lists
     (``epoch_seconds``): their mean (``sec_per_epoch``) and count (``n_epochs``) stay, and
     the lists stay in the part files. Without this the merged file of the full protocol
     is over 4 MiB, two thirds of it epoch timings.
     """
+    folders = [out_dir, parts_dir(json_path)]
     parts = []
     for stem in stems:
-        path = out_dir / f"{stem}.json"
-        if not path.exists():
-            log(f"no results file at {path}")
+        candidates = [folder / f"{stem}.json" for folder in folders]
+        found = [path for path in candidates if path.exists()]
+        if len(found) != 1:
+            where = " and ".join(str(path) for path in candidates)
+            log(f"part {stem!r}: no results file at {where}" if not found else
+                f"part {stem!r}: results files at both {where}; keep one")
             return 2
-        parts.append(json.loads(path.read_text()))
+        parts.append(json.loads(found[0].read_text()))
     runs: dict[tuple[str, int, str], dict[str, Any]] = {}
     for part in parts:
         for r in part["runs"]:
