@@ -459,7 +459,7 @@ def test_chunked_scoring_warns_once_per_column(fitted, monkeypatch):
 def test_a_rows_score_does_not_depend_on_the_padded_batch_size(fitted, n):
     # small calls pad to 16 or 256 rows instead of 4,096: the rows' scores are the same
     # bits as in a full 4,096-row batch (same positions), for every model
-    from genad.training import predict_in_batches
+    from genad.runtime import predict_in_batches
 
     rng = np.random.default_rng(7)
     z = torch.from_numpy(fitted.adapter_.transform(_bigger_table(4096)))

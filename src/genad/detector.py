@@ -44,15 +44,14 @@ from genad.errors import (
 )
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
-from genad.training import (
+from genad.runtime import (
     SCORE_BATCH,
-    TrainConfig,
-    auto_epochs,
     cpu_threads,
+    flops_per_sample,
     predict_in_batches,
     resolve_device,
-    train_model,
 )
+from genad.training import TrainConfig, auto_epochs, train_model
 
 __all__ = ["Detector", "top_contributions"]
 
@@ -367,10 +366,20 @@ class Detector(BaseEstimator):
     def _device(self) -> torch.device:
         return next(iter(self.model_.parameters())).device
 
+    def _cpu_threads(self) -> cpu_threads:
+        """The thread rule for scoring (FLOPs per row counted once per model)."""
+        model = self.model_
+        flops = model.__dict__.get("_genad_flops")
+        if flops is None:
+            flops = flops_per_sample(model, (self.adapter_.n_features_out_,))
+            model.__dict__["_genad_flops"] = flops
+        return cpu_threads(model, self._device(), flops)
+
     def _score_encoded(self, z: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
-        with cpu_threads(self.model_, self._device()):
-            scores = predict_in_batches(self.model_.score, t, self._device()).double().numpy()
+        with self._cpu_threads() as threads:
+            scores = predict_in_batches(self.model_.score, t, self._device(),
+                                        workers=threads.workers).double().numpy()
         self._check_finite(scores)
         return scores
 
@@ -460,8 +469,9 @@ class Detector(BaseEstimator):
             elem = self.model_.element_scores(x)
             return torch.cat([elem, elem.sum(dim=1).unsqueeze(1)], dim=1)
 
-        with cpu_threads(self.model_, self._device()):
-            out = predict_in_batches(both, torch.from_numpy(z), self._device()).double().numpy()
+        with self._cpu_threads() as threads:
+            out = predict_in_batches(both, torch.from_numpy(z), self._device(),
+                                     workers=threads.workers).double().numpy()
         self._check_finite(out)
         return out[:, -1], self.adapter_.to_map(out[:, :-1], index=index)
 

@@ -11,7 +11,6 @@ import copy
 import math
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +18,9 @@ import torch
 
 from genad.errors import TrainingDivergedError
 from genad.models.base import GenerativeModel
+from genad.runtime import cpu_threads, flops_per_sample, predict_in_batches, resolve_device
 
-__all__ = [
-    "TrainConfig", "train_model", "resolve_device", "predict_in_batches", "auto_epochs",
-    "cpu_threads", "hit_epoch_cap",
-]
+__all__ = ["TrainConfig", "train_model", "auto_epochs", "hit_epoch_cap"]
 
 
 @dataclass
@@ -92,21 +89,6 @@ def hit_epoch_cap(history: dict[str, Any], epochs: int, patience: int) -> bool:
     return bool(history["best_epoch"] >= ran - max(1, min(patience, ran) // 2))
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but CUDA is not available; use 'auto'")
-    return dev
-
-
 def auto_epochs(n_rows: int, batch_size: int) -> int:
     """Epochs giving at least 4,000 optimisation steps: between 50 and 500 epochs."""
     steps = max(1, math.ceil(n_rows / max(1, batch_size)))
@@ -129,119 +111,6 @@ def _progress(enabled: bool, total: int, description: str) -> Any:
     prog.start()
     prog.add_task(description, total=total, info="")
     return prog
-
-
-#: rows per inference batch; every batch is padded to one of SCORE_BUCKETS rows
-SCORE_BATCH = 4096
-#: padded batch sizes. Matrix kernels choose their blocking (and so the order of their
-#: float32 sums) from the batch shape: a row scored in a batch of 1 or 2 rows can differ
-#: in the last bit from the same row in a batch of 4,096. From 4 rows up the kernels of
-#: every model preset were checked to give bit-identical rows (benchmarks/README.md), so
-#: small calls pad to 16 or 256 rows instead of 4,096 (a single row: ~0.1 ms, not 4 ms).
-SCORE_BUCKETS = (16, 256, SCORE_BATCH)
-
-
-#: matrix products inside scoring compute a multiple of this many output columns
-ALIGN_COLUMNS = 16
-
-
-def _pad_columns(m: torch.Tensor, pad: int) -> torch.Tensor:
-    return torch.cat([m, m.new_zeros(*m.shape[:-1], pad)], dim=-1)
-
-
-class _AlignedProducts(torch.overrides.TorchFunctionMode):
-    """Zero-pads the output width of ``linear``, ``addmm`` and 2-D ``matmul``/``mm`` to a
-    multiple of :data:`ALIGN_COLUMNS`, and drops the padding from the result.
-
-    With some narrow outputs (7 to 10 columns here, e.g. an AE's bottleneck on 30
-    features) the CPU kernels compute a row differently depending on its position in the
-    batch: the same row scored alone and inside a table differed in the last float32 bit
-    for half of the rows. Padded widths take kernels without that dependence; the extra
-    columns are zeros, so the kept columns are exact dot products as before.
-    """
-
-    _MATMULS = (torch.matmul, torch.Tensor.__matmul__, torch.mm)
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        if not kwargs:
-            if func is torch.nn.functional.linear and args[0].dim() == 2:
-                w = args[1]
-                n, pad = w.shape[0], -w.shape[0] % ALIGN_COLUMNS
-                if pad:
-                    b = args[2] if len(args) > 2 else None
-                    w = torch.cat([w, w.new_zeros(pad, w.shape[1])])
-                    b = None if b is None else torch.cat([b, b.new_zeros(pad)])
-                    return func(args[0], w, b)[:, :n]
-            elif func in self._MATMULS and args[0].dim() == 2 and args[1].dim() == 2:
-                n, pad = args[1].shape[1], -args[1].shape[1] % ALIGN_COLUMNS
-                if pad:
-                    return func(args[0], _pad_columns(args[1], pad))[:, :n]
-            elif func is torch.addmm and len(args) == 3 and args[2].dim() == 2:
-                c, a, m = args
-                n, pad = m.shape[1], -m.shape[1] % ALIGN_COLUMNS
-                if pad:
-                    c = _pad_columns(c, pad) if c.dim() >= 1 and c.shape[-1] == n else c
-                    return func(c, a, _pad_columns(m, pad))[:, :n]
-        return func(*args, **(kwargs or {}))
-
-
-def _padded_size(n: int, batch_size: int) -> int:
-    """The smallest bucket holding ``n`` rows (buckets above ``batch_size`` are unused)."""
-    for size in SCORE_BUCKETS:
-        if n <= size <= batch_size:
-            return size
-    return batch_size
-
-
-def predict_in_batches(
-    fn: Any, x: torch.Tensor, device: torch.device, batch_size: int = SCORE_BATCH,
-    *, fixed_shape: bool = True,
-) -> torch.Tensor:
-    """Apply a row-wise ``fn`` to ``x`` in batches on ``device`` (inference mode), on CPU.
-
-    With ``fixed_shape`` (default) each batch is zero-padded to a fixed size: full
-    batches have ``batch_size`` rows, a shorter last batch is padded to the smallest of
-    :data:`SCORE_BUCKETS` that holds it. Matrix kernels choose their blocking from the
-    batch shape, so the same row scored alone or among others could differ in the last
-    float32 bit; with a few fixed batch shapes, checked to agree bit for bit, scores are
-    identical whether rows come in one batch or one by one. For the same reason the
-    matrix products get aligned output widths (:class:`_AlignedProducts`): without them
-    a row's last bit could depend on its position in the batch.
-    """
-    outs = []
-    with torch.inference_mode(), (_AlignedProducts() if fixed_shape else nullcontext()):
-        for i in range(0, x.shape[0], batch_size):
-            xb = x[i : i + batch_size]
-            n = xb.shape[0]
-            if fixed_shape:
-                size = _padded_size(n, batch_size)
-                if n < size:
-                    xb = torch.cat([xb, xb.new_zeros((size - n, *xb.shape[1:]))])
-            out = fn(xb.to(device, non_blocking=True))
-            outs.append((out[:n] if fixed_shape else out).float().cpu())
-    if len(outs) == 1:
-        return outs[0]
-    return torch.cat(outs) if outs else torch.empty(0)
-
-
-class cpu_threads:
-    """Run small models on one CPU thread: for narrow networks the OpenMP hand-off costs
-    more than it saves, and under contention (other processes on the cores) it costs
-    one to two orders of magnitude."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
-        n_params = sum(p.numel() for p in model.parameters())
-        self.threads = 1 if device.type == "cpu" and n_params < 2_000_000 else None
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.threads is not None:
-            torch.set_num_threads(self.saved)
 
 
 def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
@@ -305,7 +174,7 @@ def train_model(
     prog = _progress(show, config.epochs, config.description)
     lines = _EpochLines(config.epochs) if config.verbose >= 2 else None
     first_loss: float | None = None
-    threads = cpu_threads(model, device)
+    threads = cpu_threads(model, device, flops_per_sample(model, tuple(x_train.shape[1:])))
     threads.__enter__()
     try:
         for epoch in range(config.epochs):

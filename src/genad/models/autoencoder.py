@@ -68,8 +68,8 @@ class AutoEncoderModel(GenerativeModel):
         return {"loss": ((recon - x) ** 2).sum(dim=1).mean()}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        err = (self(x) - x) ** 2
-        return err / self.error_scale if self.normalize_errors else err
+        err = self(x).sub_(x).square_()  # in place: the reconstruction is ours
+        return err.div_(self.error_scale) if self.normalize_errors else err
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         return ((self(x) - x) ** 2).sum(dim=1).mean()
