@@ -16,27 +16,23 @@ import pytest
 import torch
 
 import genad
+from genad import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-MODEL_NAMES = sorted(genad.MODELS)
+#: every preset, in registry order
+MODEL_NAMES = list(registry.names())
 
 
 def small_params(name: str, **overrides):
-    """Constructor arguments that train model ``name`` quickly on a small table."""
-    params = dict(epochs=8, batch_size=64, latent_dim=2, target_fpr=0.05, random_state=0,
-                  verbose=0, device="cpu")
-    if name == "pca-cae":
-        params["conv_width"] = 4
-    else:
-        params["hidden_sizes"] = [16]
-    params.update(overrides)
-    return params
+    """Constructor arguments that train model ``name`` quickly on a small table
+    (the preset's :meth:`~genad.registry.Preset.test_params`)."""
+    return registry.preset(name).test_params(**overrides)
 
 
 def make_detector(name: str, **overrides) -> genad.Detector:
     """A fresh, unfitted detector of kind ``name`` with the small test settings."""
-    return genad.MODELS[name](**small_params(name, **overrides))
+    return registry.load_class(name)(**small_params(name, **overrides))
 
 
 def normal_table(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -125,7 +121,7 @@ def _array_data() -> np.ndarray:
 
 @pytest.fixture(params=MODEL_NAMES)
 def model_name(request) -> str:
-    """Every detector in ``genad.MODELS``."""
+    """Every preset of :mod:`genad.registry`."""
     return request.param
 
 

@@ -88,10 +88,21 @@ def test_version():
 
 
 def test_model_choices_match_the_registry():
+    from genad import registry
     from genad.cli import ModelName
-    from genad.estimators import MODELS
 
-    assert [m.value for m in ModelName] == list(MODELS)
+    assert [m.value for m in ModelName] == list(registry.names())
+    assert [m.value for m in ModelName] == list(genad.MODELS)
+    assert all(isinstance(m, str) for m in ModelName)
+
+
+def test_train_help_lists_every_preset():
+    from genad import registry
+
+    result = run("train", "--help")
+    assert result.exit_code == 0
+    for p in registry.PRESETS.values():
+        assert p.name in result.stdout
 
 
 def test_help_lists_commands():

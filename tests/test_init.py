@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import genad
+from genad import registry
 
 
 def _run(code: str) -> str:
@@ -57,3 +60,21 @@ def test_lazy_names_are_the_defining_objects():
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         genad.no_such_name  # noqa: B018
+
+
+def test_lazy_preset_names_follow_the_registry():
+    for p in registry.PRESETS.values():
+        assert genad._LAZY[p.class_name] == p.module
+        assert p.class_name in genad.__all__
+
+
+def test_type_checking_imports_match_the_registry():
+    # the TYPE_CHECKING block spells the presets out for type checkers; keep it in step
+    tree = ast.parse(Path(genad.__file__).read_text("utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If)
+                 and getattr(node.test, "id", None) == "TYPE_CHECKING")
+    imported = {alias.name: node.module for node in block.body
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    for p in registry.PRESETS.values():
+        assert imported.get(p.class_name) == p.module, p.name
+    assert set(imported) == set(genad._LAZY)

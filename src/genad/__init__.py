@@ -21,6 +21,7 @@ from genad.errors import (
     ModelFormatError,
     TrainingDivergedError,
 )
+from genad.registry import PRESETS as _PRESETS
 
 if TYPE_CHECKING:
     from genad.bundle import load
@@ -36,15 +37,14 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: Public name -> module that defines it, imported on first attribute access.
+#: Public name -> module that defines it, imported on first attribute access; the preset
+#: classes come from :mod:`genad.registry` (the ``TYPE_CHECKING`` imports above spell them
+#: out for type checkers, and a test checks they match)
 _LAZY: dict[str, str] = {
     "load": "genad.bundle",
     "Detector": "genad.detector",
     "MODELS": "genad.estimators",
-    "VAE": "genad.estimators",
-    "AutoEncoder": "genad.estimators",
-    "DenoisingAutoEncoder": "genad.estimators",
-    "PCAConvAutoEncoder": "genad.estimators",
+    **{p.class_name: p.module for p in _PRESETS.values()},
     "NotFittedError": "genad.errors",  # subclasses scikit-learn's: imports it on first use
 }
 

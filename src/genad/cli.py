@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from genad import registry
 from genad.errors import GenadError, InvalidInputError
 
 __all__ = ["app", "main"]
@@ -163,17 +164,18 @@ app = typer.Typer(
 )
 
 
-class ModelName(str, enum.Enum):
-    """The ``--model`` choices: the keys of :data:`genad.estimators.MODELS`.
+#: The ``--model`` choices: one member per preset of :mod:`genad.registry` (the value is
+#: the preset name, the member name the same with ``_`` for ``-``). Built from the
+#: registry, which does not import torch, so ``genad --version``, ``genad info`` and
+#: ``--help`` stay fast.
+ModelName = enum.Enum(
+    "ModelName", [(n.replace("-", "_"), n) for n in registry.names()], type=str,
+    module=__name__, qualname="ModelName",
+)
 
-    Spelled out here (a test checks they match) so that building the CLI does not
-    import torch: ``genad --version``, ``genad info`` and ``--help`` stay fast.
-    """
-
-    ae = "ae"
-    dae = "dae"
-    vae = "vae"
-    pca_cae = "pca-cae"
+_MODEL_HELP = "Detector to train: " + "; ".join(
+    f"{p.name} = {p.summary}" for p in registry.PRESETS.values()
+) + "."
 
 
 def _version(value: bool) -> None:
@@ -343,7 +345,7 @@ def _train(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the model (.genad)."),
     model: ModelName = typer.Option(
-        ModelName.ae, "--model", "-m", help="Detector to train."
+        ModelName("ae"), "--model", "-m", help=_MODEL_HELP
     ),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
@@ -382,8 +384,6 @@ def _train(
     """Train a detector on the normal rows of DATA and save it to one .genad file."""
     target = _model_out(out)
     _check_out(target, data=data)
-    from genad.estimators import MODELS
-
     df = _read(data)
     excluded = _names(exclude_columns)
     _check_columns(excluded, df, data, "excluded column")
@@ -394,7 +394,7 @@ def _train(
     if df.shape[1] == 0:
         raise InvalidInputError(f"no column of {data} is left to train on after "
                                 "--label-column and --exclude-columns")
-    detector = MODELS[model.value](
+    detector = registry.load_class(model.value)(
         target_fpr=target_fpr, epochs=epochs, categorical_columns=_names(categorical) or None,
         random_state=seed if random_state is None else random_state, device=device,
         verbose=_verbosity(quiet),
@@ -653,7 +653,7 @@ def _demo(
     out: Path = typer.Option(Path("genad-demo-report.html"), "--out", "-o",
                              help="HTML report to write."),
     model: ModelName = typer.Option(
-        ModelName.vae, "--model", "-m", help="Detector to train."
+        ModelName("vae"), "--model", "-m", help=_MODEL_HELP
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),

@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from genad import registry
 from genad.detector import Detector
-from genad.errors import InvalidInputError
-from genad.estimators import MODELS
 from genad.metrics import evaluate_scores
 
 __all__ = ["DemoResult", "load_demo_data", "split_demo_data", "run_demo", "DEMO_TITLE"]
@@ -51,7 +50,7 @@ class DemoResult:
     report_path : Path
         The written HTML report.
     model : str
-        CLI name of the detector (``"ae"``, ``"dae"``, ``"vae"``, ``"pca-cae"``).
+        Preset name of the detector (one of :func:`genad.registry.names`).
     auroc, auprc : float
         Ranking quality on the test part.
     metrics : dict
@@ -154,8 +153,8 @@ def run_demo(
     ----------
     out : str or Path, default "genad-demo-report.html"
         Where to write the HTML report.
-    model : {"ae", "dae", "vae", "pca-cae"}, default "vae"
-        Detector to train (see :data:`genad.MODELS`).
+    model : str, default "vae"
+        Detector to train: a preset name (one of :func:`genad.registry.names`).
     epochs : int, optional
         Maximum training epochs (default: the detector's own, early stopping applies).
         A small value makes a quick smoke run.
@@ -187,10 +186,7 @@ def run_demo(
     """
     from genad.report import build_report
 
-    if model not in MODELS:
-        raise InvalidInputError(
-            f"unknown model {model!r}; choose one of {', '.join(sorted(MODELS))}"
-        )
+    cls = registry.load_class(model)  # an unknown name raises before any work
     X_train, X_test, y_train, y_test = split_demo_data(random_state)
     normal_train = X_train[y_train.to_numpy() == 0]
     settings: dict[str, Any] = {
@@ -201,7 +197,7 @@ def run_demo(
         "epochs": epochs,
     }
     settings.update(params)
-    detector = MODELS[model](**settings)
+    detector = cls(**settings)
     t0 = time.perf_counter()
     detector.fit(normal_train)
     fit_seconds = time.perf_counter() - t0

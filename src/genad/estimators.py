@@ -14,6 +14,7 @@ from genad.models.pca import PCAConvAutoEncoderModel
 from genad.models.vae import VAEModel
 from genad.nets.conv1d import Conv1dAutoEncoderNet
 from genad.nets.mlp import mlp
+from genad.registry import load_class, names
 
 __all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder", "MODELS"]
 
@@ -248,10 +249,5 @@ class PCAConvAutoEncoder(Detector):
                                        pca_weight=self.pca_weight)
 
 
-#: CLI names of the detectors
-MODELS: dict[str, type[Detector]] = {
-    "ae": AutoEncoder,
-    "dae": DenoisingAutoEncoder,
-    "vae": VAE,
-    "pca-cae": PCAConvAutoEncoder,
-}
+#: CLI name -> detector class, for every preset of :mod:`genad.registry` (in its order)
+MODELS: dict[str, type[Detector]] = {name: load_class(name) for name in names()}

@@ -530,3 +530,19 @@ def test_csv_downloads_without_labels_and_capped(detector, labelled, tmp_path, m
     assert "label" not in files["flagged.csv"].columns
     assert files["flagged.csv"]["row"].tolist() == np.argsort(-det_scores)[:2].tolist()
     assert f"the 2 highest-scoring of {n_flagged} rows" in html
+
+
+def test_training_section_describes_the_backbone_of_the_preset(model_name, fitted_factory):
+    from genad import registry
+    from genad.report.html import _training
+
+    det = fitted_factory(model_name)
+    info = _training(det, det.history_)
+    n_in, latent = det.adapter_.n_features_out_, det.latent_dim_
+    if registry.preset(model_name).architecture == "conv1d":
+        assert info["architecture_label"] == "Latent size (1-D conv autoencoder)"
+        assert info["architecture"] == f"{n_in} \u2192 {latent}"
+    else:
+        assert info["architecture_label"] == "Layer widths (encoder)"
+        widths = [n_in, *det.hidden_sizes_, latent]
+        assert info["architecture"] == " \u2192 ".join(map(str, widths))

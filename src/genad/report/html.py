@@ -25,6 +25,7 @@ from genad.errors import CalibrationWarning, InvalidInputError, NotFittedError
 from genad.metrics import auprc as _auprc
 from genad.metrics import auroc as _auroc
 from genad.metrics import precision_at_k, precision_recall_f1
+from genad.registry import preset_for
 from genad.report import plots
 
 __all__ = ["build_report", "describe_threshold", "OPERATING_FPRS", "MAX_DOWNLOAD_ROWS"]
@@ -403,7 +404,8 @@ def _training(detector: Any, history: dict[str, Any]) -> dict[str, Any]:
     hidden = getattr(detector, "hidden_sizes_", None)
     latent = getattr(detector, "latent_dim_", None)
     n_in = detector.adapter_.n_features_out_
-    if getattr(detector, "model_name", "") == "pca-cae":
+    preset = preset_for(detector)
+    if preset is not None and preset.architecture == "conv1d":
         architecture_label = "Latent size (1-D conv autoencoder)"
         architecture = None if latent is None else f"{n_in} \u2192 {latent}"
     elif hidden is not None:
