@@ -668,6 +668,8 @@ class TabularAdapter:
         numeric_slots: list[int] = []
         numeric_vals: list[np.ndarray] = []
         numeric, has_nan = self._numeric_block(df)
+        if has_nan.any():  # imputed in place below: work on our own copy
+            numeric = numeric.copy(order="K")
         for col in self.columns_:
             s = df[col.name] if numeric is None or col.kind != "numeric" else None
             if col.kind == "numeric":
@@ -732,12 +734,12 @@ class TabularAdapter:
         return out
 
     def _numeric_block(self, df: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
-        """The numeric columns as one float64 ``(n, k)`` array we own, and which hold NaN.
+        """The numeric columns as one float64 ``(n, k)`` array, and which hold NaN.
 
         ``(None, [])`` when a column needs the per-column path (:meth:`_numeric_values`):
         a non-numeric dtype (strings to parse, dates, booleans), an infinite value (that
         path names it), or duplicate names. The array is C- or F-ordered like the
-        frame's values (one copy, no transposition).
+        frame's values, and may be a view of the caller's data: never write to it.
         """
         none = (None, np.zeros(0, dtype=bool))
         names = [c.name for c in self.columns_ if c.kind == "numeric"]
@@ -758,7 +760,7 @@ class TabularAdapter:
             elif not types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
                 return none
         sub = df if positions == list(range(len(columns))) else df.take(positions, axis=1)
-        block = sub.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        block = sub.to_numpy(dtype=np.float64, na_value=np.nan, copy=False)
         with np.errstate(over="ignore", invalid="ignore"):
             total = block.sum()  # finite only if every value is (a fast first check)
         if np.isfinite(total):
@@ -771,8 +773,8 @@ class TabularAdapter:
         return block, ~finite.all(axis=0)
 
     def _encode_numeric(self, z: np.ndarray, out: np.ndarray, slots: list[int]) -> None:
-        """Centre, scale, log-compress the tails and clip ``z`` (float64, ours to
-        overwrite), then write it as float32 into the columns ``slots`` of ``out``.
+        """Centre, scale, log-compress the tails and clip ``z`` (float64, left as it is),
+        then write it as float32 into the columns ``slots`` of ``out``.
 
         Works on :data:`_ENCODE_ROWS` rows at a time, so each step reads a block that is
         still in the CPU cache rather than the whole table from memory again, and on each
@@ -785,9 +787,10 @@ class TabularAdapter:
         rows_per_block = min(_ENCODE_ROWS, len(z))
         center = np.tile(self.center_, rows_per_block)
         scale = np.tile(self.scale_, rows_per_block)
-        for start in range(0, len(z), rows_per_block):
+
+        def encode(start: int) -> None:
             rows = slice(start, start + rows_per_block)
-            zb = np.ascontiguousarray(z[rows])  # a copy only when z is F-ordered
+            zb = np.array(z[rows], order="C")  # our copy of the block, in row order
             flat = zb.reshape(-1)  # a view
             np.subtract(flat, center[: flat.size], out=flat)
             np.divide(flat, scale[: flat.size], out=flat)
@@ -804,6 +807,9 @@ class TabularAdapter:
                 out[rows, :k] = zb
             else:
                 out[rows, slots] = zb
+
+        for start in range(0, len(z), rows_per_block):
+            encode(start)
 
     def fit_transform(self, X: Any) -> np.ndarray:
         return self.fit(X).transform(X)
