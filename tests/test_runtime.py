@@ -8,6 +8,7 @@ import torch
 from genad.runtime import (
     ONE_THREAD_FLOPS,
     SCORE_BATCH,
+    clear_aligned_cache,
     cpu_threads,
     flops_per_sample,
     predict_in_batches,
@@ -59,6 +60,23 @@ def test_the_padded_weights_follow_every_change_of_the_weights():
     other = _net(seed=5)
     net.load_state_dict(other.state_dict())
     assert torch.equal(predict_in_batches(net, x, CPU), predict_in_batches(other, x, CPU))
+
+
+def test_a_fused_optimiser_step_is_seen_after_clearing_the_cache():
+    # fused Adam updates the weights in place without bumping their version counter:
+    # the training loop clears the cache around training
+    net = _net()
+    x = torch.randn(40, 30, generator=torch.Generator().manual_seed(3))
+    before = predict_in_batches(net, x, CPU)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    net(x).square().sum().backward()
+    opt.step()
+    clear_aligned_cache(net)
+    fresh = _net(seed=9)
+    fresh.load_state_dict(net.state_dict())
+    after = predict_in_batches(net, x, CPU)
+    assert not torch.equal(before, after)
+    assert torch.equal(after, predict_in_batches(fresh, x, CPU))
 
 
 def test_flops_per_sample_counts_matrix_products():

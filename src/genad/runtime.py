@@ -13,6 +13,7 @@ import torch
 
 __all__ = [
     "resolve_device", "cpu_threads", "predict_in_batches", "flops_per_sample",
+    "clear_aligned_cache",
     "SCORE_BATCH", "SCORE_BUCKETS", "ALIGN_COLUMNS",
 ]
 
@@ -61,18 +62,26 @@ def _aligned_weights(
     """``w`` with ``pad`` zero rows and ``b`` with ``pad`` zeros, cached on ``w``.
 
     The cache key holds the storage and the in-place version counter of both tensors, so
-    an optimiser step, ``load_state_dict`` or a move to another device invalidates it.
+    ``load_state_dict``, a move to another device or any in-place edit invalidates it.
+    Fused optimisers update parameters without bumping the version counter: the
+    training loop calls :func:`clear_aligned_cache` before and after training, and code
+    that steps an optimiser on a fitted model itself must do the same.
     """
     key = (w.data_ptr(), w._version, w.device,
            None if b is None else (b.data_ptr(), b._version))
     cached = getattr(w, "_genad_aligned", None)
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
-    with torch.inference_mode():
-        wp = torch.cat([w, w.new_zeros(pad, w.shape[1])])
-        bp = None if b is None else torch.cat([b, b.new_zeros(pad)])
+    wp = torch.cat([w, w.new_zeros(pad, w.shape[1])])
+    bp = None if b is None else torch.cat([b, b.new_zeros(pad)])
     w._genad_aligned = (key, wp, bp)
     return wp, bp
+
+
+def clear_aligned_cache(module: torch.nn.Module) -> None:
+    """Forget the padded copies of ``module``'s weights (see :func:`_aligned_weights`)."""
+    for p in module.parameters():
+        p.__dict__.pop("_genad_aligned", None)
 
 
 class _AlignedProducts(torch.overrides.TorchFunctionMode):

@@ -18,7 +18,13 @@ import torch
 
 from genad.errors import TrainingDivergedError
 from genad.models.base import GenerativeModel
-from genad.runtime import cpu_threads, flops_per_sample, predict_in_batches, resolve_device
+from genad.runtime import (
+    clear_aligned_cache,
+    cpu_threads,
+    flops_per_sample,
+    predict_in_batches,
+    resolve_device,
+)
 
 __all__ = ["TrainConfig", "train_model", "auto_epochs", "hit_epoch_cap"]
 
@@ -176,6 +182,7 @@ def train_model(
     first_loss: float | None = None
     threads = cpu_threads(model, device, flops_per_sample(model, tuple(x_train.shape[1:])))
     threads.__enter__()
+    clear_aligned_cache(model)  # fused optimisers change weights without a version bump
     try:
         for epoch in range(config.epochs):
             t0 = time.perf_counter()
@@ -230,6 +237,7 @@ def train_model(
                 history["stopped_early"] = True
                 break
     finally:
+        clear_aligned_cache(model)
         threads.__exit__()
         model.set_generator(None)
         if prog is not None:

@@ -284,6 +284,30 @@ def _factorize(s: pd.Series, name: str) -> tuple[np.ndarray, Any]:
         raise
 
 
+#: the last column Index seen and its labels: scoring row after row passes frames that
+#: share one Index, and listing string labels costs more than the rest of a small call
+_LAST_LABELS: list[Any] = [None, []]
+
+
+def _labels(columns: pd.Index) -> list[Any]:
+    """``columns.tolist()``, remembered for the last Index object (do not modify it)."""
+    last = _LAST_LABELS
+    if last[0] is columns:
+        return last[1]
+    names = columns.tolist()
+    _LAST_LABELS[:] = [columns, names]
+    return names
+
+
+def _dtypes(df: pd.DataFrame) -> list[Any]:
+    """The dtype of each column, in order (without building a Series when all agree)."""
+    mgr = getattr(df, "_mgr", None)
+    blocks = getattr(mgr, "blocks", ())
+    if len(blocks) == 1 and isinstance(blocks[0].dtype, np.dtype):
+        return [blocks[0].dtype] * df.shape[1]
+    return df.dtypes.tolist()
+
+
 def _holds_dates(dtype: Any) -> bool:
     """Whether a column of ``dtype`` holds dates, times or periods."""
     if isinstance(dtype, np.dtype):  # the common case, checked fast
@@ -589,7 +613,7 @@ class TabularAdapter:
                     "order)"
                 )
             return df.set_axis(self.input_columns_, axis=1)
-        names = df.columns.tolist()
+        names = _labels(df.columns)
         if not all(type(c) is str for c in names):
             names = [str(c) for c in names]
             df = df.set_axis(names, axis=1)
@@ -614,7 +638,7 @@ class TabularAdapter:
                     f"column {dup!r} appears more than once in the table; rename or drop "
                     "the copies"
                 )
-        dtype_of = dict(zip(df.columns.tolist(), df.dtypes.tolist(), strict=True))
+        dtype_of = dict(zip(_labels(df.columns), _dtypes(df), strict=True))
         for col in self.columns_:
             if col.kind == "numeric" and _holds_dates(dtype_of[col.name]):
                 raise InvalidInputError(
@@ -634,7 +658,7 @@ class TabularAdapter:
         """
         self._check_fitted()
         has_names = isinstance(X, (str, Path)) or (
-            isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns.tolist()))
+            isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in _labels(X.columns)))
         if has_names and self.input_kind_ == "array":
             warnings.warn(f"X has feature names, but {estimator} was fitted without feature "
                           "names", GenadWarning, stacklevel=3)
@@ -745,12 +769,12 @@ class TabularAdapter:
         names = [c.name for c in self.columns_ if c.kind == "numeric"]
         if not names:
             return none
-        columns = df.columns.tolist()
+        columns = _labels(df.columns)
         where = {c: i for i, c in enumerate(columns)}
         if len(where) != len(columns):
             return none  # duplicate names
         positions = [where[name] for name in names]
-        dtypes = df.dtypes.tolist()
+        dtypes = _dtypes(df)
         types = pd.api.types
         for p in positions:
             dtype = dtypes[p]
