@@ -13,6 +13,7 @@ import torch
 import genad
 from genad import calibration as cal
 from genad import registry
+from genad.data.tabular import TabularAdapter
 from genad.errors import InvalidInputError, NotFittedError
 
 
@@ -414,20 +415,18 @@ def _bigger_table(n: int = 700) -> pd.DataFrame:
 
 
 def test_chunked_scoring_is_identical_to_one_call(fitted, monkeypatch):
-    import genad.detector as detector_module
-
     df = _bigger_table()
     one_score, one_map = fitted.anomaly_score(df), fitted.anomaly_map(df)
     one_explain = fitted.explain(df, top_k=2)
     seen: list[int] = []
-    transform = type(fitted.adapter_).transform
+    encode = type(fitted.adapter_)._encode
 
     def spy(self, X):
         seen.append(len(X))
-        return transform(self, X)
+        return encode(self, X)
 
-    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
-    monkeypatch.setattr(type(fitted.adapter_), "transform", spy)
+    monkeypatch.setattr(TabularAdapter, "score_chunk_size", 64)
+    monkeypatch.setattr(type(fitted.adapter_), "_encode", spy)
     np.testing.assert_array_equal(fitted.anomaly_score(df), one_score)
     assert max(seen) == 64 and sum(seen) == len(df)  # it was really scored in slices
     pd.testing.assert_frame_equal(fitted.anomaly_map(df), one_map)
@@ -435,15 +434,13 @@ def test_chunked_scoring_is_identical_to_one_call(fitted, monkeypatch):
 
 
 def test_chunked_scoring_of_arrays_and_files(fitted_on_array, fitted, monkeypatch, tmp_path):
-    import genad.detector as detector_module
-
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4))
     path = tmp_path / "big.parquet"
     _bigger_table(300).reset_index(drop=True).to_parquet(path)
     expected = (fitted_on_array.anomaly_map(X), fitted_on_array.explain(X),
                 fitted.explain(path))
-    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
+    monkeypatch.setattr(TabularAdapter, "score_chunk_size", 64)
     np.testing.assert_array_equal(fitted_on_array.anomaly_map(X), expected[0])
     got = fitted_on_array.explain(X)
     pd.testing.assert_frame_equal(got, expected[1])
@@ -452,11 +449,9 @@ def test_chunked_scoring_of_arrays_and_files(fitted_on_array, fitted, monkeypatc
 
 
 def test_chunked_scoring_warns_once_per_column(fitted, monkeypatch):
-    import genad.detector as detector_module
-
     df = _bigger_table(300)
     df.loc[df.index[::3], "c"] = np.nan  # "c" had no NaN in training: imputed, with a warning
-    monkeypatch.setattr(detector_module, "SCORE_CHUNK", 64)
+    monkeypatch.setattr(TabularAdapter, "score_chunk_size", 64)
     with pytest.warns(genad.errors.GenadWarning, match="'c'") as record:
         scores = fitted.anomaly_score(df)
     assert len([w for w in record if "'c'" in str(w.message)]) == 1

@@ -85,6 +85,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _params_document(detector: Detector) -> dict[str, Any]:
+    """The constructor parameters as JSON: an adapter as its kind and parameters."""
+    params = detector.get_params(deep=False)
+    adapter = params.get("adapter")
+    if adapter is not None:
+        params["adapter"] = {"kind": adapter.kind, "params": adapter.get_params(deep=False)}
+    return _jsonable(params)
+
+
 def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for name in sorted(tensors):
@@ -179,7 +188,7 @@ def save_detector(detector: Detector, path: str | Path, *, key: str | bytes | No
     doc: dict[str, Any] = {
         "genad_format": FORMAT_VERSION,
         "detector": type(detector).__name__,
-        "params": _jsonable(detector.get_params()),
+        "params": _params_document(detector),
         "fitted": {k: _jsonable(getattr(detector, k)) for k in _FITTED},
         "feature_names_in": _jsonable(getattr(detector, "feature_names_in_", None)),
         "adapter": _jsonable(adapter_doc),
@@ -346,7 +355,7 @@ def _rebuild(path: Path, doc: dict[str, Any]) -> Detector:
     _check_values("calibration.scores", scores)
     try:
         adapter = TabularAdapter.from_state(doc["adapter"], arrays)
-        model = det._build_model(n_features)
+        model = det._build_model((n_features,))
         state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -355,6 +364,7 @@ def _rebuild(path: Path, doc: dict[str, Any]) -> Detector:
         raise ModelFormatError(f"{path}: the adapter encodes {adapter.n_features_out_} "
                                f"features, not {n_features}; this is a bug in genad")
     det.adapter_ = adapter
+    det.sample_shape_ = (n_features,)
     det.calibration_scores_ = scores.astype(np.float64)
     model.eval()
     det.model_ = model
@@ -375,6 +385,8 @@ def _detector(doc: dict[str, Any]) -> Detector:
     if unknown:
         raise DocumentError(f"params.{unknown[0]} is not a parameter of {cls.__name__}")
     _check_adapter_params(params)
+    if params.get("adapter") is not None:
+        params["adapter"] = _adapter_param(params["adapter"])
     device = params.pop("device", "auto")
     if device != "auto":
         try:
@@ -402,17 +414,37 @@ def _detector(doc: dict[str, Any]) -> Detector:
     return det
 
 
-def _check_adapter_params(params: dict[str, Any]) -> None:
+def _adapter_param(value: Any) -> Any:
+    """The unfitted adapter a document's ``params.adapter`` describes."""
+    from genad.data.base import ADAPTERS, _load_adapters
+
+    _load_adapters()
+    if not (isinstance(value, dict) and set(value) == {"kind", "params"}
+            and isinstance(value["params"], dict)):
+        raise DocumentError("params.adapter must be an object with a kind and params")
+    cls = ADAPTERS.get(value["kind"])
+    if cls is None:
+        raise DocumentError(f"params.adapter.kind {value['kind']!r} is not a known adapter")
+    inner = dict(value["params"])
+    unknown = sorted(set(inner) - set(cls._get_param_names()))
+    if unknown:
+        raise DocumentError(f"params.adapter.params.{unknown[0]} is not a parameter of "
+                            f"{cls.__name__}")
+    _check_adapter_params(inner, "params.adapter.params")
+    return cls(**inner)
+
+
+def _check_adapter_params(params: dict[str, Any], where: str = "params") -> None:
     """The detector parameters that only the adapter checks (in ``fit``)."""
     checks = {"missing": MISSING_POLICIES, "scaling": SCALINGS}
     for name, choices in checks.items():
-        if name in params and params[name] not in choices:
-            raise DocumentError(f"params.{name} must be one of {', '.join(map(repr, choices))}, "
-                                f"got {params[name]!r}")
+        if name in params and params[name] is not None and params[name] not in choices:
+            raise DocumentError(f"{where}.{name} must be one of "
+                                f"{', '.join(map(repr, choices))}, got {params[name]!r}")
     columns = params.get("categorical_columns")
     if columns is not None and not (isinstance(columns, list)
                                     and all(isinstance(c, str) for c in columns)):
-        raise DocumentError("params.categorical_columns must be a list of column names")
+        raise DocumentError(f"{where}.categorical_columns must be a list of column names")
 
 
 # --------------------------------------------------------- tensor headers
@@ -441,7 +473,7 @@ def _expected_tensors(det: Detector, doc: dict[str, Any], n_features: int,
         )
     try:
         with torch.device("meta"):
-            model = det._build_model(n_features)
+            model = det._build_model((n_features,))
     except DocumentError:
         raise
     except Exception as exc:

@@ -204,11 +204,25 @@ def _param_value(value: Any, where: str) -> None:
 
 
 def _params(value: Any, where: str) -> None:
-    """The detector's parameters; their names and values are checked by the detector."""
+    """The detector's parameters; their names and values are checked by the detector.
+
+    ``adapter`` is null or ``{"kind": ..., "params": {...}}`` (an adapter's parameters).
+    """
     if not isinstance(value, dict):
         raise _fail(where, "an object", value)
     for k, v in value.items():
-        _param_value(v, f"{where}.{k}")
+        if k == "adapter" and v is not None:
+            obj({"kind": string, "params": _params})(v, f"{where}.{k}")
+        else:
+            _param_value(v, f"{where}.{k}")
+
+
+def _parts(value: Any, where: str) -> None:
+    """Loss parts of the training history: name -> one mean (or null) per epoch."""
+    if not isinstance(value, dict):
+        raise _fail(where, "an object", value)
+    for k, v in value.items():
+        list_of(nullable(number()))(v, f"{where}.{k}")
 
 
 # ------------------------------------------------------------------ schema
@@ -256,7 +270,12 @@ _HISTORY = obj(
         "stopped_early": boolean,
         "device": string,
     },
-    {"hit_epoch_cap": boolean},
+    {
+        "hit_epoch_cap": boolean,
+        "parts": _parts,
+        "phases": list_of(obj({"name": string, "epochs": integer(0), "best_epoch": integer(0),
+                               "stopped_early": boolean}), min_len=1),
+    },
 )
 
 _VERSIONS = obj({"genad": string, "torch": string, "numpy": string, "python": string})

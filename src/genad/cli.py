@@ -281,24 +281,9 @@ def _verbosity(quiet: bool) -> int:
 
 def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
     """Drop the label column from ``df`` and return (features, 0/1 labels)."""
-    import numpy as np
-    import pandas as pd
+    from genad.data.tabular import split_labels
 
-    from genad._params import plain
-
-    _check_columns([column], df, path, "label column")
-
-    raw = df[column]
-    values = raw.to_numpy()
-    numeric = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isin(numeric, (0.0, 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidInputError(
-            f"label column {column!r} must hold 0 (normal) or 1 (anomaly); "
-            f"row {plain(raw.index[i])} holds {plain(values[i])}"
-        )
-    return df.drop(columns=[column]), numeric.astype(np.int64)
+    return split_labels(df, column, path)
 
 
 def _load(path: Path) -> Any:

@@ -18,6 +18,7 @@ Every detector follows one contract (scikit-learn compatible):
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections.abc import Iterator
@@ -27,25 +28,22 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
 from genad import calibration as cal
 from genad._params import check_int, check_number, plain
-from genad.contributions import top_contributions
+from genad.data.base import Adapter, SampleSet, TensorSampleSet, adapter_for
 from genad.data.labels import check_labels
-from genad.data.tabular import TabularAdapter, read_table
 from genad.errors import (
     CalibrationWarning,
     GenadError,
     GenadWarning,
     InvalidInputError,
     NotFittedError,
-    warnings_once,
 )
 from genad.models.base import GenerativeModel
 from genad.nets.mlp import default_mlp_sizes
 from genad.runtime import (
-    SCORE_BATCH,
     cpu_threads,
     flops_per_sample,
     predict_in_batches,
@@ -53,25 +51,14 @@ from genad.runtime import (
 )
 from genad.training import TrainConfig, auto_epochs, train_model
 
-__all__ = ["Detector", "top_contributions"]
+__all__ = ["Detector"]
 
 #: held while a fit seeds the global torch RNG to initialise its network: weight
 #: initialisation draws from that RNG, which every thread shares
 _SEEDED_INIT = threading.Lock()
 
-#: rows encoded and scored at a time by anomaly_score, anomaly_map and explain: peak
-#: memory grows with this, not with the table (a multiple of the inference batch)
-SCORE_CHUNK = 16 * SCORE_BATCH
-
-
-def _rows(data: pd.DataFrame | np.ndarray, mask: np.ndarray) -> pd.DataFrame | np.ndarray:
-    rows = np.flatnonzero(mask)
-    return data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
-
-
-def _named(X: Any) -> bool:
-    """Whether ``X`` brings column names (a DataFrame or a file) rather than positions."""
-    return isinstance(X, (pd.DataFrame, str, Path))
+#: the tabular adapter options a detector also takes directly (documented shortcuts)
+TABLE_SHORTCUTS = ("categorical_columns", "missing", "scaling")
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -81,36 +68,31 @@ def _concat(parts: list[Any]) -> Any:
     return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
 
 
-def _validation_rows(X_val: Any, y_val: Any) -> tuple[Any, np.ndarray | None]:
-    """``fit``'s validation rows (a DataFrame, or an ndarray for array input) and their
-    0/1 labels, checked before anything is encoded."""
-    if X_val is None:
-        if y_val is not None:
-            raise InvalidInputError("y_val was given without X_val; pass both or neither")
-        return None, None
-    val_df = read_table(X_val)
-    if len(val_df) == 0:
-        raise InvalidInputError("X_val is empty (0 rows)")
-    val = val_df if _named(X_val) else val_df.to_numpy()
-    if y_val is None:
-        return val, np.zeros(len(val_df), dtype=np.int8)
-    labels = check_labels(y_val, len(val_df), "y_val")
-    if not (labels == 0).any():
-        raise InvalidInputError(
-            "y_val labels every X_val row 1: no normal validation rows to calibrate on; "
-            "add normal rows (y_val == 0) to X_val"
-        )
-    return val, labels
+def _batches(samples: SampleSet) -> torch.Tensor:
+    """All units of ``samples`` as one tensor (in memory already for a TensorSampleSet)."""
+    if isinstance(samples, TensorSampleSet):
+        return samples.tensor
+    return torch.stack([samples[i] for i in range(len(samples))]) if len(samples) else (
+        torch.empty((0, *samples.sample_shape)))
 
 
 class Detector(BaseEstimator):
-    """Base class of genad detectors (tabular data).
+    """Base class of genad detectors: adapter x backbone x model, composed.
 
-    Subclasses set the model (:meth:`_build_model`); everything else (validation,
-    training loop, calibration, scoring, bundles) lives here.
+    Subclasses set the model (:meth:`_build_model`); the adapter reads the data (a
+    :class:`~genad.data.TabularAdapter` for tables, chosen from the input when not
+    given) and everything else (validation, the training loop, calibration, scoring,
+    bundles) lives here.
 
     Parameters
     ----------
+    adapter : Adapter, optional
+        How the input is read and encoded, e.g. ``TabularAdapter(scaling="standard")``.
+        Its options are nested parameters (``adapter__scaling`` in ``set_params`` and
+        grid searches). Default: chosen from the training input (a table here).
+    backbone : str, default "auto"
+        Network family: ``"auto"`` picks the one that suits the sample shape (``"mlp"``
+        for table rows).
     hidden_sizes : list of int, optional
         Hidden layer widths of the encoder (the decoder mirrors them). Default: derived
         from the number of encoded features (:func:`genad.nets.default_mlp_sizes`).
@@ -131,10 +113,12 @@ class Detector(BaseEstimator):
     contamination : float, optional
         If set, ``threshold_`` flags this fraction of the training normals instead.
     categorical_columns : list of str, optional
-        Columns to treat as categorical whatever their dtype.
-    missing : {"impute", "raise"}, default "impute"
-        NaN policy (see :class:`genad.data.TabularAdapter`).
-    scaling : {"robust", "standard"}, default "robust"
+        Shortcut for ``adapter=TabularAdapter(categorical_columns=...)``: columns to treat
+        as categorical whatever their dtype. Tables only.
+    missing : {"impute", "raise"}, optional
+        Shortcut for the tabular adapter's NaN policy (default there: ``"impute"``).
+    scaling : {"robust", "standard"}, optional
+        Shortcut for the tabular adapter's scaling (default there: ``"robust"``).
     device : str, default "auto"
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
     random_state : int, optional
@@ -144,9 +128,16 @@ class Detector(BaseEstimator):
         0 is silent; 1 shows a progress bar when stderr is an interactive terminal;
         2 prints one line every few epochs on stderr (``epoch 10/50  loss ...  val ...``),
         terminal or not, for logs.
+
+    Notes
+    -----
+    A shortcut and an ``adapter`` that both set the same option are refused: give it
+    in one place. The shortcuts apply to tables only.
     """
 
     model_name: ClassVar[str] = "detector"
+    #: backbones this detector's model can use (the first is what "auto" means)
+    backbones: ClassVar[tuple[str, ...]] = ("mlp",)
     _registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -156,6 +147,8 @@ class Detector(BaseEstimator):
     def __init__(
         self,
         *,
+        adapter: Adapter | None = None,
+        backbone: str = "auto",
         hidden_sizes: list[int] | None = None,
         latent_dim: int | None = None,
         epochs: int | None = None,
@@ -167,12 +160,14 @@ class Detector(BaseEstimator):
         target_fpr: float = 0.01,
         contamination: float | None = None,
         categorical_columns: list[str] | None = None,
-        missing: str = "impute",
-        scaling: str = "robust",
+        missing: str | None = None,
+        scaling: str | None = None,
         device: str = "auto",
         random_state: int | None = None,
         verbose: int = 1,
     ) -> None:
+        self.adapter = adapter
+        self.backbone = backbone
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.epochs = epochs
@@ -194,14 +189,14 @@ class Detector(BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.estimator_type = "outlier_detector"
-        tags.input_tags.allow_nan = self.missing == "impute"
+        tags.input_tags.allow_nan = self._table_option("missing", "impute") == "impute"
         tags.input_tags.categorical = True
         tags.input_tags.string = True
         tags.non_deterministic = self.random_state is None
         return tags
 
     # ------------------------------------------------------- model definition
-    def _build_model(self, n_features: int) -> GenerativeModel:
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         raise NotImplementedError
 
     def _architecture(self, n_features: int) -> tuple[list[int], int]:
@@ -212,8 +207,53 @@ class Detector(BaseEstimator):
             latent = int(self.latent_dim)
         return hidden, latent
 
+    def _backbone(self) -> str:
+        """The backbone in use: ``backbone``, or the first of :attr:`backbones` for auto."""
+        return self.backbones[0] if self.backbone == "auto" else str(self.backbone)
+
+    # ----------------------------------------------------------- the adapter
+    def _table_option(self, name: str, default: Any) -> Any:
+        """A tabular option's effective value: the shortcut, the adapter's, or ``default``."""
+        value = getattr(self, name)
+        if value is None and self.adapter is not None:
+            value = self.adapter.get_params().get(name)
+        return default if value is None else value
+
+    def _make_adapter(self, X: Any) -> Adapter:
+        """A fresh adapter for ``X``: a clone of ``adapter`` (or the one the input calls
+        for) with the tabular shortcuts applied."""
+        adapter = adapter_for(X) if self.adapter is None else clone(self.adapter)
+        shortcuts = {k: getattr(self, k) for k in TABLE_SHORTCUTS if getattr(self, k) is not None}
+        if not shortcuts:
+            return adapter
+        if adapter.kind != "tabular":
+            raise InvalidInputError(
+                f"{', '.join(shortcuts)} only apply to tables, but the {adapter.kind} adapter "
+                "reads this input; set its options through adapter="
+            )
+        if self.adapter is not None:
+            defaults = type(adapter)().get_params()
+            given = self.adapter.get_params()
+            for k in shortcuts:
+                if given.get(k) != defaults.get(k):
+                    raise InvalidInputError(
+                        f"{k} is given twice: as {k}={plain(shortcuts[k])} and in adapter= "
+                        f"({k}={plain(given[k])}); give it in one place"
+                    )
+        return adapter.set_params(**shortcuts)
+
     # ----------------------------------------------------------- validation
     def _check_params(self) -> None:
+        if self.adapter is not None and not isinstance(self.adapter, Adapter):
+            raise InvalidInputError(
+                f"adapter must be a genad adapter (e.g. TabularAdapter()), got "
+                f"{type(self.adapter).__name__}"
+            )
+        if self.backbone != "auto" and self.backbone not in self.backbones:
+            raise InvalidInputError(
+                f"backbone must be 'auto' or one of {', '.join(map(repr, self.backbones))} for "
+                f"{type(self).__name__}, got {plain(self.backbone)}"
+            )
         check_int("epochs", self.epochs, low=1, allow_none=True)
         check_int("batch_size", self.batch_size, low=1)
         check_int("patience", self.patience, low=1)
@@ -256,63 +296,59 @@ class Detector(BaseEstimator):
         Parameters
         ----------
         X : DataFrame, array-like, or path to a CSV / Parquet file
-            Training rows, mostly normal.
+            Training samples, mostly normal.
         y : array-like of 0/1, optional
-            Labels; rows with ``y == 1`` (known anomalies) are left out of training.
+            Labels; samples with ``y == 1`` (known anomalies) are left out of training.
         X_val, y_val : optional
-            Validation data. Its normal rows replace the random held-out slice (early
+            Validation data. Its normal samples replace the random held-out slice (early
             stopping and calibration). When ``y_val`` holds anomalies, ``threshold_`` is
             the F1-optimal threshold on ``X_val``. ``y_val`` needs ``X_val`` and at least
-            one normal row (``y_val == 0``); both are checked before anything is encoded.
+            one normal sample (``y_val == 0``); both are checked before anything is
+            encoded. ``X_val`` is read and encoded once.
 
         Returns
         -------
         self
         """
         self._check_params()
-        val_df, val_labels = _validation_rows(X_val, y_val)
-        df = read_table(X)
-        if len(df) == 0:
-            raise InvalidInputError("the training table is empty (0 rows)")
+        adapter = self._make_adapter(X)
+        noun, unit = ("table", "row") if adapter.kind == "tabular" else ("data", "sample")
+        val_data, val_labels = self._validation_data(adapter, X_val, y_val)
+        data = adapter.read(X)
+        n = adapter.n_samples(data)
+        if n == 0:
+            raise InvalidInputError(f"the training {noun} is empty (0 {unit}s)")
         if y is not None:
-            labels = check_labels(y, len(df), "y")
-            df = _rows(df, labels == 0)
-            if len(df) == 0:
-                raise InvalidInputError("every training row is labelled 1 (anomaly): no normals")
-        if X_val is None and len(df) < 2:
+            labels = check_labels(y, n, "y")
+            data = adapter.take(data, labels == 0)
+            n = adapter.n_samples(data)
+            if n == 0:
+                raise InvalidInputError(
+                    f"every training {unit} is labelled 1 (anomaly): no normals")
+        if X_val is None and n < 2:
             raise InvalidInputError(
-                "need at least 2 normal training rows (one for training, one held out), "
-                f"got {len(df)} sample"
+                f"need at least 2 normal training {unit}s (one for training, one held out), "
+                f"got {n} sample"
             )
-        adapter = TabularAdapter(
-            categorical_columns=self.categorical_columns, missing=self.missing,
-            scaling=self.scaling,
-        )
-        fit_input = df if _named(X) else df.to_numpy()
-        z = adapter.fit(fit_input).transform(fit_input)
+        samples = adapter.fit(data).samples(data)
         seed = (int(self.random_state) % (2**31 - 1) if self.random_state is not None
                 else int(np.random.default_rng().integers(2**31 - 1)))
         rng = np.random.default_rng(seed)
-
-        if val_df is not None and val_labels is not None:
-            z_val = adapter.transform(_rows(val_df, val_labels == 0))
-            z_train = z
+        val_all = None
+        if val_data is not None and val_labels is not None:
+            val_all = adapter.samples(val_data)
+            normal_units = np.flatnonzero((val_labels == 0)[val_all.owner])
+            train_set, val_set = samples, val_all.subset(normal_units)
         else:
-            if len(z) < 2:
-                raise InvalidInputError(
-                    f"need at least 2 normal training rows (one for training, one held out), "
-                    f"got {len(z)}"
-                )
-            perm = rng.permutation(len(z))
-            n_val = min(len(z) - 1, max(1, int(round(self.validation_fraction * len(z)))))
-            z_val, z_train = z[perm[:n_val]], z[perm[n_val:]]
+            train_set, val_set = adapter.holdout(samples, self.validation_fraction, rng)
 
-        n_features = z.shape[1]
-        self.hidden_sizes_, self.latent_dim_ = self._architecture(n_features)
-        epochs = self.epochs or auto_epochs(len(z_train), self.batch_size)
+        self.sample_shape_ = tuple(int(d) for d in adapter.sample_shape_)
+        self.hidden_sizes_, self.latent_dim_ = self._architecture(
+            math.prod(self.sample_shape_))
+        epochs = self.epochs or auto_epochs(len(train_set), self.batch_size)
         with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = self._build_model(n_features)
+            model = self._build_model(self.sample_shape_)
             noise_state = torch.get_rng_state()
         config = TrainConfig(
             epochs=epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -320,27 +356,35 @@ class Detector(BaseEstimator):
             verbose=self.verbose, random_state=seed, description=f"genad {type(self).__name__}",
             noise_state=noise_state,
         )
-        history = train_model(model, torch.from_numpy(z_train), torch.from_numpy(z_val), config)
+        history = train_model(model, train_set, val_set, config)
         self.adapter_ = adapter
         self.model_ = model
         self.history_ = history
         self.n_epochs_ = len(history["train_loss"])
-        self.n_features_in_ = df.shape[1]
-        if _named(X):
-            self.feature_names_in_ = np.asarray(adapter.input_columns_, dtype=object)
+        n_in = getattr(adapter, "n_features_in_", None)
+        if n_in is not None:
+            self.n_features_in_ = int(n_in)
+        names = getattr(adapter, "feature_names_in_", None)
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        self.calibration_scores_ = self._score_encoded(z_val)
-        self.train_scores_ = self._score_encoded(z_train)
-        if val_df is not None and val_labels is not None and val_labels.any():
-            self.calibrate(val_df, val_labels)
+        if val_all is not None and val_labels is not None:
+            val_scores = self._scores(val_all)
+            self.calibration_scores_ = val_scores[val_labels == 0]
+        else:
+            self.calibration_scores_ = self._scores(val_set)
+        self.train_scores_ = self._scores(train_set)
+        if val_all is not None and val_labels is not None and val_labels.any():
+            self._set_threshold(cal.f1_optimal_threshold(val_scores, val_labels), "f1_optimal",
+                                None)
         elif self.contamination is not None:
             self._set_threshold(
                 cal.threshold_at_contamination(self.train_scores_, self.contamination),
                 "contamination", self.contamination,
             )
         else:
-            if val_df is not None and y_val is not None:
+            if val_data is not None and y_val is not None:
                 warnings.warn("y_val holds no anomaly: threshold set at target_fpr instead of "
                               "F1-optimal", CalibrationWarning, stacklevel=2)
             self._set_threshold(
@@ -357,6 +401,30 @@ class Detector(BaseEstimator):
             )
         return self
 
+    @staticmethod
+    def _validation_data(adapter: Adapter, X_val: Any, y_val: Any
+                         ) -> tuple[Any, np.ndarray | None]:
+        """``fit``'s validation data (read once) and its 0/1 labels, checked before
+        anything is encoded."""
+        if X_val is None:
+            if y_val is not None:
+                raise InvalidInputError("y_val was given without X_val; pass both or neither")
+            return None, None
+        data = adapter.read(X_val)
+        n = adapter.n_samples(data)
+        if n == 0:
+            unit = "rows" if adapter.kind == "tabular" else "samples"
+            raise InvalidInputError(f"X_val is empty (0 {unit})")
+        if y_val is None:
+            return data, np.zeros(n, dtype=np.int8)
+        labels = check_labels(y_val, n, "y_val")
+        if not (labels == 0).any():
+            raise InvalidInputError(
+                "y_val labels every X_val sample 1: no normal validation samples to calibrate "
+                "on; add normal samples (y_val == 0) to X_val"
+            )
+        return data, labels
+
     def _set_threshold(self, value: float, method: str, setting: float | None) -> None:
         self.threshold_ = float(value)
         self.threshold_method_ = method
@@ -367,66 +435,61 @@ class Detector(BaseEstimator):
         return next(iter(self.model_.parameters())).device
 
     def _cpu_threads(self) -> cpu_threads:
-        """The thread rule for scoring (FLOPs per row counted once per model)."""
+        """The thread rule for scoring (FLOPs per sample counted once per model)."""
         model = self.model_
         flops = model.__dict__.get("_genad_flops")
         if flops is None:
-            flops = flops_per_sample(model, (self.adapter_.n_features_out_,))
+            flops = flops_per_sample(model, self.sample_shape_)
             model.__dict__["_genad_flops"] = flops
         return cpu_threads(model, self._device(), flops)
 
-    def _score_encoded(self, z: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    def _run(self, fn: Any, samples: SampleSet) -> torch.Tensor:
+        """``fn`` over every unit of ``samples`` in fixed-shape batches."""
         with self._cpu_threads() as threads:
-            scores = predict_in_batches(self.model_.score, t, self._device(),
-                                        workers=threads.workers).double().numpy()
-        self._check_finite(scores)
-        return scores
+            return predict_in_batches(fn, _batches(samples), self._device(),
+                                      self.adapter_.score_batch_size, workers=threads.workers)
+
+    def _scores(self, samples: SampleSet) -> np.ndarray:
+        """One finite float64 score per user sample of ``samples``."""
+        units = self._run(self.model_.score, samples).double().numpy()
+        self._check_finite(units)
+        return self.adapter_.reduce(units, samples)
+
+    def _scores_and_maps(self, samples: SampleSet) -> tuple[np.ndarray, Any]:
+        """Scores and maps of ``samples`` from one pass through the model.
+
+        Each batch's scores are summed as :meth:`GenerativeModel.score` sums them, so they
+        equal ``anomaly_score`` exactly; the map's float64 sums differ in the last float32
+        digits, enough to move a sample across the threshold.
+        """
+
+        def both(x: torch.Tensor) -> torch.Tensor:
+            elem = self.model_.element_scores(x)
+            return torch.cat([elem.flatten(1), elem.flatten(1).sum(dim=1).unsqueeze(1)], dim=1)
+
+        out = self._run(both, samples).double().numpy()
+        self._check_finite(out)
+        maps = out[:, :-1].reshape(len(out), *self.sample_shape_)
+        return (self.adapter_.reduce(out[:, -1], samples),
+                self.adapter_.to_map(maps, samples))
 
     @staticmethod
     def _check_finite(values: np.ndarray) -> None:
         if not np.all(np.isfinite(values)):
             i = int(np.argmin(np.isfinite(values.reshape(len(values), -1)).all(axis=1)))
             raise GenadError(
-                f"the model produced a non-finite score for row {i}; this is a bug, please "
-                "report it with the row"
+                f"the model produced a non-finite score for sample {i}; this is a bug, please "
+                "report it with the sample"
             )
 
-    def _encoded_chunks(self, X: Any) -> Iterator[tuple[np.ndarray, pd.Index]]:
-        """Encode ``X`` in slices of :data:`SCORE_CHUNK` rows: ``(z, index)`` per slice.
-
-        A file is read once; DataFrames, Series and 2-D arrays are sliced (their kind,
-        and so the column matching of ``transform``, is kept); anything else is encoded
-        in one piece. Warnings raised by several slices are shown once.
-        """
-        self.adapter_.check_feature_names(X, type(self).__name__)
-        if isinstance(X, (str, Path)):
-            X = read_table(X)
-        sliceable = isinstance(X, (pd.DataFrame, pd.Series)) or (
-            isinstance(X, np.ndarray) and X.ndim == 2)
-        n = len(X) if sliceable else 0
-        if n <= SCORE_CHUNK:
-            z = self.adapter_.transform(X)
-            yield z, self._index_of(X, 0, len(z))
-            return
-        with warnings_once():  # the same warning from each slice, with its own counts
-            for start in range(0, n, SCORE_CHUNK):
-                part = X.iloc[start : start + SCORE_CHUNK] if hasattr(X, "iloc") else (
-                    X[start : start + SCORE_CHUNK])
-                z = self.adapter_.transform(part)
-                yield z, self._index_of(X, start, len(z))
-
-    @staticmethod
-    def _index_of(X: Any, start: int, n: int) -> pd.Index:
-        if isinstance(X, (pd.DataFrame, pd.Series)):
-            return X.index[start : start + n]
-        return pd.RangeIndex(start, start + n)
-
-    def _map_encoded(self, z: np.ndarray, index: pd.Index) -> np.ndarray | pd.DataFrame:
-        return self._score_and_map_encoded(z, index)[1]
+    def _chunks(self, X: Any) -> Iterator[SampleSet]:
+        """``X`` encoded in slices of the adapter's chunk size (memory does not grow with
+        the input)."""
+        self.adapter_.check_input(X, type(self).__name__)
+        yield from self.adapter_.chunks(X, self.adapter_.score_chunk_size)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
-        """One float per row, higher = more anomalous; always finite.
+        """One float per sample, higher = more anomalous; always finite.
 
         Examples
         --------
@@ -437,67 +500,47 @@ class Detector(BaseEstimator):
         (3,)
         """
         self._check_fitted()
-        parts = [self._score_encoded(z) for z, _ in self._encoded_chunks(X)]
+        parts = [self._scores(samples) for samples in self._chunks(X)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def anomaly_map(self, X: Any) -> np.ndarray | pd.DataFrame:
-        """Each input column's contribution to each row's score (rows sum to the score).
+        """Each input element's contribution to each sample's score.
 
-        One-hot parts of a categorical column are summed back to that column. Returns a
-        DataFrame (columns named, index kept) when the detector was fitted on a DataFrame
-        or file, else an ndarray ``(n_rows, n_kept_columns)``.
+        For tables: each column's contribution to each row's score (rows sum to the
+        score); one-hot parts of a categorical column are summed back to that column.
+        Returns a DataFrame (columns named, index kept) when the detector was fitted on a
+        DataFrame or file, else an ndarray ``(n_rows, n_kept_columns)``.
         """
         self._check_fitted()
-        parts = [self._map_encoded(z, index) for z, index in self._encoded_chunks(X)]
-        return _concat(parts)
+        return _concat([self._scores_and_maps(samples)[1] for samples in self._chunks(X)])
 
     def _score_and_map(self, X: Any) -> tuple[np.ndarray, np.ndarray | pd.DataFrame]:
         """``(anomaly_score(X), anomaly_map(X))`` from one pass through the model."""
         self._check_fitted()
-        parts = [self._score_and_map_encoded(z, index) for z, index in self._encoded_chunks(X)]
+        parts = [self._scores_and_maps(samples) for samples in self._chunks(X)]
         return _concat([p[0] for p in parts]), _concat([p[1] for p in parts])
-
-    def _score_and_map_encoded(
-        self, z: np.ndarray, index: pd.Index
-    ) -> tuple[np.ndarray, np.ndarray | pd.DataFrame]:
-        """Scores and map of one encoded slice. Each batch's scores are summed as
-        :meth:`GenerativeModel.score` sums them, so they equal ``anomaly_score`` exactly;
-        the map's float64 row sums differ in the last float32 digits, enough to move a
-        row across the threshold."""
-
-        def both(x: torch.Tensor) -> torch.Tensor:
-            elem = self.model_.element_scores(x)
-            return torch.cat([elem, elem.sum(dim=1).unsqueeze(1)], dim=1)
-
-        with self._cpu_threads() as threads:
-            out = predict_in_batches(both, torch.from_numpy(z), self._device(),
-                                     workers=threads.workers).double().numpy()
-        self._check_finite(out)
-        return out[:, -1], self.adapter_.to_map(out[:, :-1], index=index)
 
     def explain(self, X: Any, top_k: int = 3) -> pd.DataFrame:
         """Score table: ``anomaly_score``, ``p_value``, ``is_anomaly``, ``top_features``.
 
-        ``top_k`` (an integer >= 1) columns are listed per row; all of them when the model
-        has fewer columns.
+        ``top_k`` (an integer >= 1) contributors are listed per sample; all of them when
+        the model has fewer.
         """
         check_int("top_k", top_k, low=1)
         self._check_fitted()
-        parts = [self._explain_encoded(z, index, top_k) for z, index in self._encoded_chunks(X)]
+        parts = [self._explain(samples, top_k) for samples in self._chunks(X)]
         return parts[0] if len(parts) == 1 else pd.concat(parts)
 
-    def _explain_encoded(self, z: np.ndarray, index: pd.Index, top_k: int) -> pd.DataFrame:
-        scores, contrib = self._score_and_map_encoded(z, index)
-        if not isinstance(contrib, pd.DataFrame):
-            contrib = pd.DataFrame(contrib, columns=self.adapter_.column_names_, index=index)
+    def _explain(self, samples: SampleSet, top_k: int) -> pd.DataFrame:
+        scores, maps = self._scores_and_maps(samples)
         return pd.DataFrame(
             {
                 "anomaly_score": scores,
                 "p_value": cal.conformal_p_values(self.calibration_scores_, scores),
                 "is_anomaly": (scores > self.threshold_).astype(np.int8),
-                "top_features": top_contributions(contrib, top_k),
+                "top_features": self.adapter_.describe(maps, top_k),
             },
-            index=contrib.index,
+            index=self.adapter_.index(samples),
         )
 
     def predict(self, X: Any) -> np.ndarray:

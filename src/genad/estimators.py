@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 from genad._params import check_int, check_number
+from genad.data.base import Adapter
 from genad.detector import Detector
 from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
@@ -60,13 +61,14 @@ class AutoEncoder(Detector):
     _mask_prob: float = 0.0
 
     def __init__(self, *, normalize_errors: bool = True, dropout: float = 0.0,
+                 adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
                  validation_fraction: float = 0.1, target_fpr: float = 0.01,
                  contamination: float | None = None,
-                 categorical_columns: list[str] | None = None, missing: str = "impute",
-                 scaling: str = "robust", device: str = "auto",
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(**_common(locals()))
         self.normalize_errors = normalize_errors
@@ -76,7 +78,8 @@ class AutoEncoder(Detector):
         super()._check_params()
         check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
 
-    def _build_model(self, n_features: int) -> GenerativeModel:
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        (n_features,) = sample_shape
         hidden, latent = self.hidden_sizes_, self.latent_dim_
         p = float(self.dropout)
         return AutoEncoderModel(
@@ -108,13 +111,14 @@ class DenoisingAutoEncoder(AutoEncoder):
 
     def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
                  normalize_errors: bool = True, dropout: float = 0.0,
+                 adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
                  validation_fraction: float = 0.1, target_fpr: float = 0.01,
                  contamination: float | None = None,
-                 categorical_columns: list[str] | None = None, missing: str = "impute",
-                 scaling: str = "robust", device: str = "auto",
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(normalize_errors=normalize_errors, dropout=dropout,
                          **_common(locals()))
@@ -160,13 +164,14 @@ class VAE(Detector):
 
     def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: int = 10,
                  score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
+                 adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
                  validation_fraction: float = 0.1, target_fpr: float = 0.01,
                  contamination: float | None = None,
-                 categorical_columns: list[str] | None = None, missing: str = "impute",
-                 scaling: str = "robust", device: str = "auto",
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(**_common(locals()))
         self.beta = beta
@@ -186,7 +191,8 @@ class VAE(Detector):
         check_int("kl_warmup_epochs", self.kl_warmup_epochs, low=0)
         check_int("n_samples", self.n_samples, low=1)
 
-    def _build_model(self, n_features: int) -> GenerativeModel:
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        (n_features,) = sample_shape
         hidden, latent = self.hidden_sizes_, self.latent_dim_
         return VAEModel(mlp([n_features, *hidden, 2 * latent]),
                         mlp([latent, *hidden[::-1], 2 * n_features]), latent_dim=latent,
@@ -217,16 +223,18 @@ class PCAConvAutoEncoder(Detector):
     """
 
     model_name = "pca-cae"
+    backbones = ("conv1d",)
 
     def __init__(self, *, n_components: int | float = 0.95, pca_weight: float = 0.5,
                  conv_width: int = 8,
+                 adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
                  weight_decay: float = 1e-5, patience: int = 10,
                  validation_fraction: float = 0.1, target_fpr: float = 0.01,
                  contamination: float | None = None,
-                 categorical_columns: list[str] | None = None, missing: str = "impute",
-                 scaling: str = "robust", device: str = "auto",
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(**_common(locals()))
         self.n_components = n_components
@@ -243,7 +251,8 @@ class PCAConvAutoEncoder(Detector):
         check_number("pca_weight", self.pca_weight, low=0.0, high=1.0)
         check_int("conv_width", self.conv_width, low=1)
 
-    def _build_model(self, n_features: int) -> GenerativeModel:
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        (n_features,) = sample_shape
         net = Conv1dAutoEncoderNet(n_features, width=self.conv_width, latent_dim=self.latent_dim_)
         return PCAConvAutoEncoderModel(net, n_features, n_components=self.n_components,
                                        pca_weight=self.pca_weight)

@@ -11,14 +11,17 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from genad.data.base import SampleSet, TensorSampleSet
 from genad.errors import TrainingDivergedError
 from genad.models.base import GenerativeModel
 from genad.runtime import (
+    SCORE_BATCH,
     clear_aligned_cache,
     cpu_threads,
     flops_per_sample,
@@ -26,7 +29,8 @@ from genad.runtime import (
     resolve_device,
 )
 
-__all__ = ["TrainConfig", "train_model", "auto_epochs", "hit_epoch_cap"]
+__all__ = ["TrainConfig", "Phase", "train_model", "model_phases", "auto_epochs",
+           "hit_epoch_cap"]
 
 
 @dataclass
@@ -48,6 +52,8 @@ class TrainConfig:
     #: RNG's state right after seeded initialisation, so noise follows the stream it
     #: always did while no longer touching the RNG other threads share.
     noise_state: torch.Tensor | None = None
+    #: DataLoader workers for sample sets that are read lazily (files)
+    num_workers: int = 0
 
 
 class _EpochLines:
@@ -127,22 +133,137 @@ def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
     )
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training, with its own optimisers, epochs and early stopping.
+
+    A model lists its phases in order with a ``phases()`` method (default: one phase
+    named ``"train"``). Before a phase starts the loop sets ``model.phase`` to its name,
+    then asks ``model.configure_optimizers`` for that phase's optimisers, so a two-stage
+    model (f-AnoGAN: the GAN, then an encoder with the GAN frozen) switches what it
+    trains on ``model.phase``. The best weights of each phase are restored at its end.
+
+    Parameters
+    ----------
+    name : str, default "train"
+    epochs : int, optional
+        The phase's maximum epochs; default: the detector's ``epochs``.
+    patience : int, optional
+        Early-stopping patience; default: the detector's ``patience``.
+    """
+
+    name: str = "train"
+    epochs: int | None = None
+    patience: int | None = None
+
+
+def model_phases(model: GenerativeModel) -> tuple[Phase, ...]:
+    """The model's ``phases()``, or one default :class:`Phase`."""
+    phases = getattr(model, "phases", None)
+    result = tuple(phases()) if callable(phases) else (Phase(),)
+    if not result or not all(isinstance(p, Phase) for p in result):
+        raise TypeError(f"{type(model).__name__}.phases() must return Phase objects")
+    return result
+
+
+def _as_samples(data: SampleSet | torch.Tensor) -> SampleSet:
+    return data if isinstance(data, SampleSet) else TensorSampleSet(data)
+
+
+def _all_units(samples: SampleSet) -> torch.Tensor:
+    """Every unit of ``samples`` as one tensor (for ``setup``, ``finalize`` and the
+    health check, which take tensors)."""
+    if isinstance(samples, TensorSampleSet):
+        return samples.tensor
+    if len(samples) == 0:
+        return torch.empty((0, *samples.sample_shape))
+    return torch.stack([samples[i] for i in range(len(samples))])
+
+
+class _Batches:
+    """Shuffled training batches of a sample set, one epoch per call.
+
+    In-memory sets are indexed directly (a seeded ``randperm`` per epoch, on the device
+    for CUDA); other sets go through a ``DataLoader`` with a seeded sampler,
+    ``num_workers`` and pinned memory on CUDA.
+    """
+
+    def __init__(self, samples: SampleSet, batch_size: int, gen: torch.Generator,
+                 device: torch.device, num_workers: int) -> None:
+        self.n = len(samples)
+        self.batch_size = batch_size
+        self.gen = gen
+        self.device = device
+        self.pin = device.type == "cuda"
+        if isinstance(samples, TensorSampleSet):
+            self.tensor = samples.tensor.to(device) if self.pin else samples.tensor
+            self.loader = None
+        else:
+            from torch.utils.data import DataLoader, RandomSampler
+
+            self.tensor = None
+            self.loader = DataLoader(
+                samples, batch_size=batch_size, num_workers=num_workers, pin_memory=self.pin,
+                sampler=RandomSampler(samples, generator=gen),
+            )
+
+    def __call__(self) -> Iterator[torch.Tensor]:
+        if self.loader is not None:
+            for xb in self.loader:
+                if xb.shape[0] < 2 and self.n > 1:  # a single-sample batch breaks batch norm
+                    continue
+                yield xb.to(self.device, non_blocking=True)
+            return
+        perm = torch.randperm(self.n, generator=self.gen)
+        if self.pin:
+            perm = perm.to(self.device)
+        for i in range(0, self.n, self.batch_size):
+            idx = perm[i : i + self.batch_size]
+            if idx.numel() < 2 and self.n > 1:  # a single-sample batch breaks batch norm
+                continue
+            yield self.tensor[idx]
+
+
+def _validation_loss(model: GenerativeModel, val: SampleSet, device: torch.device) -> float:
+    """Mean of the model's ``validation_loss`` over every held-out unit."""
+    def weighted(xb: torch.Tensor) -> torch.Tensor:
+        return model.validation_loss(xb).reshape(1) * xb.shape[0]
+
+    if isinstance(val, TensorSampleSet):
+        total = predict_in_batches(weighted, val.tensor, device, fixed_shape=False).sum()
+    else:
+        from torch.utils.data import DataLoader
+
+        total = torch.zeros(())
+        with torch.inference_mode():
+            for xb in DataLoader(val, batch_size=SCORE_BATCH):
+                total += weighted(xb.to(device)).float().cpu().sum()
+    return float(total / max(1, len(val)))
+
+
 def train_model(
     model: GenerativeModel,
-    x_train: torch.Tensor,
-    x_val: torch.Tensor,
+    train: SampleSet | torch.Tensor,
+    val: SampleSet | torch.Tensor,
     config: TrainConfig,
 ) -> dict[str, Any]:
-    """Train ``model`` on ``x_train`` with early stopping on ``x_val``.
+    """Train ``model`` on the sample set ``train`` with early stopping on ``val``.
 
-    The best weights (lowest validation loss) are restored at the end.
+    Tensors are accepted too (as in-memory sample sets). The model's phases
+    (:func:`model_phases`) run in order; the best weights of each (lowest validation
+    loss) are restored at its end.
 
     Returns
     -------
     dict
-        History: ``train_loss``, ``val_loss``, ``epoch_seconds`` (lists, one per epoch),
-        ``best_epoch`` (0-based), ``stopped_early``, ``device``, ``hit_epoch_cap`` (every
-        epoch ran and the validation loss was still improving: see :func:`hit_epoch_cap`).
+        History: ``train_loss``, ``val_loss``, ``epoch_seconds`` (lists, one per epoch,
+        every phase in order), ``parts`` (every other loss part a ``train_step``
+        returned, e.g. ``nll`` and ``kl`` or ``generator_loss`` and
+        ``discriminator_loss``: name -> one mean per epoch), ``best_epoch`` (0-based,
+        in the last phase, counted from the first epoch), ``stopped_early``, ``device``,
+        ``hit_epoch_cap`` (every epoch of the last phase ran and the validation loss was
+        still improving: see :func:`hit_epoch_cap`) and, for a model with more than one
+        phase, ``phases`` (name, epochs run, best epoch and early stop of each).
 
     ``config.verbose``: 0 is silent, 1 shows a progress bar when stderr is a terminal,
     2 (or more) prints one line every few epochs on stderr, terminal or not (for logs).
@@ -153,6 +274,7 @@ def train_model(
         On a NaN/inf loss, a loss that explodes, or a degenerate model
         (:meth:`GenerativeModel.check_health`).
     """
+    train, val = _as_samples(train), _as_samples(val)
     device = resolve_device(config.device)
     model.to(device)
     seed = 0 if config.random_state is None else int(config.random_state)
@@ -164,90 +286,129 @@ def train_model(
     else:
         noise.manual_seed(seed)
     model.set_generator(noise)
+    x_train = _all_units(train)
     model.setup(x_train.to(device))
-    optimizers = model.configure_optimizers(config.learning_rate, config.weight_decay)
-    n = x_train.shape[0]
-    batch_size = max(1, min(int(config.batch_size), n))
-    use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    pin = device.type == "cuda"
-    x_train_dev = x_train.to(device) if device.type == "cuda" else x_train
+    phases = model_phases(model)
+    batch_size = max(1, min(int(config.batch_size), len(train)))
+    batches = _Batches(train, batch_size, gen, device, config.num_workers)
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "epoch_seconds": [],
-                               "best_epoch": 0, "stopped_early": False, "device": str(device)}
-    best = math.inf
-    best_state = copy.deepcopy(model.state_dict())
-    bad_epochs = 0
-    show = config.verbose == 1 and sys.stderr.isatty()
-    prog = _progress(show, config.epochs, config.description)
-    lines = _EpochLines(config.epochs) if config.verbose >= 2 else None
-    first_loss: float | None = None
-    threads = cpu_threads(model, device, flops_per_sample(model, tuple(x_train.shape[1:])))
+                               "parts": {}, "best_epoch": 0, "stopped_early": False,
+                               "device": str(device)}
+    summaries: list[dict[str, Any]] = []
+    threads = cpu_threads(model, device, flops_per_sample(model, train.sample_shape))
     threads.__enter__()
     clear_aligned_cache(model)  # fused optimisers change weights without a version bump
     try:
-        for epoch in range(config.epochs):
+        for phase in phases:
+            model.phase = phase.name
+            summaries.append(_train_phase(model, phase, batches, val, device, config, history))
+    finally:
+        clear_aligned_cache(model)
+        threads.__exit__()
+        model.set_generator(None)
+    last = summaries[-1]
+    history["best_epoch"] = last["best_epoch"]
+    history["stopped_early"] = last["stopped_early"]
+    if len(phases) > 1:
+        history["phases"] = summaries
+    phase_history = {"val_loss": history["val_loss"][-last["epochs"]:],
+                     "best_epoch": last["best_epoch"] - (len(history["val_loss"])
+                                                         - last["epochs"]),
+                     "stopped_early": last["stopped_early"]}
+    history["hit_epoch_cap"] = hit_epoch_cap(phase_history, last["max_epochs"],
+                                             last["patience"])
+    for summary in summaries:
+        del summary["max_epochs"], summary["patience"]
+    if not history["parts"]:
+        del history["parts"]
+    model.eval()
+    with torch.inference_mode():
+        advice = model.check_health(_all_units(val).to(device))
+    if advice:
+        raise TrainingDivergedError(advice)
+    model.finalize(x_train.to(device))
+    return history
+
+
+def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: SampleSet,
+                 device: torch.device, config: TrainConfig,
+                 history: dict[str, Any]) -> dict[str, Any]:
+    """Run one phase (appending to ``history``); restore its best weights."""
+    epochs = config.epochs if phase.epochs is None else int(phase.epochs)
+    patience = config.patience if phase.patience is None else int(phase.patience)
+    optimizers = model.configure_optimizers(config.learning_rate, config.weight_decay)
+    offset = len(history["train_loss"])
+    use_amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    best = math.inf
+    best_epoch = 0
+    best_state = copy.deepcopy(model.state_dict())
+    bad_epochs = 0
+    stopped_early = False
+    show = config.verbose == 1 and sys.stderr.isatty()
+    description = (config.description if phase.name == "train"
+                   else f"{config.description} ({phase.name})")
+    prog = _progress(show, epochs, description)
+    lines = _EpochLines(epochs) if config.verbose >= 2 else None
+    first_loss: float | None = None
+    ran = 0
+    try:
+        for epoch in range(epochs):
             t0 = time.perf_counter()
             model.epoch = epoch
             model.train()
-            perm = torch.randperm(n, generator=gen)
-            if pin:
-                perm = perm.to(device)
-            total = torch.zeros((), device=device)
+            totals: dict[str, torch.Tensor] = {}
             n_batches = 0
-            for i in range(0, n, batch_size):
-                idx = perm[i : i + batch_size]
-                if idx.numel() < 2 and n > 1:  # a single-row batch breaks batch norm
-                    continue
-                xb = x_train_dev[idx]
+            for xb in batches():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     parts = model.train_step(xb, optimizers)
-                total += parts["loss"].float()
+                if "loss" not in parts:
+                    raise TypeError(f"{type(model).__name__}.train_step must return a 'loss'")
+                for k, v in parts.items():
+                    if k not in totals:
+                        totals[k] = torch.zeros((), device=device)
+                    totals[k] += v.float()
                 n_batches += 1
-            train_loss = float(total) / max(1, n_batches)
+            if not totals:
+                totals["loss"] = torch.zeros((), device=device)
+            train_loss = float(totals["loss"]) / max(1, n_batches)
             if not math.isfinite(train_loss):
-                raise _divergence(epoch, "training loss", train_loss)
+                raise _divergence(offset + epoch, "training loss", train_loss)
             if first_loss is None:
                 first_loss = train_loss
             elif train_loss > 1e4 * max(abs(first_loss), 1e-3) and train_loss > 1e6:
-                raise _divergence(epoch, "training loss (exploding)", train_loss)
+                raise _divergence(offset + epoch, "training loss (exploding)", train_loss)
             model.eval()
-            val = predict_in_batches(
-                lambda xb: model.validation_loss(xb).reshape(1) * xb.shape[0], x_val, device,
-                fixed_shape=False,
-            ).sum() / max(1, x_val.shape[0])
-            val_loss = float(val)
+            val_loss = _validation_loss(model, val, device)
             if not math.isfinite(val_loss):
-                raise _divergence(epoch, "validation loss", val_loss)
+                raise _divergence(offset + epoch, "validation loss", val_loss)
             history["train_loss"].append(train_loss)
             history["val_loss"].append(val_loss)
             history["epoch_seconds"].append(time.perf_counter() - t0)
+            for k, v in totals.items():
+                if k != "loss":
+                    part = history["parts"].setdefault(k, [None] * offset)
+                    part.extend([None] * (offset + epoch - len(part)))
+                    part.append(float(v) / max(1, n_batches))
+            ran = epoch + 1
             if not math.isfinite(best) or val_loss < best - config.min_delta * max(1.0, abs(best)):
                 best = val_loss
                 best_state = copy.deepcopy(model.state_dict())
-                history["best_epoch"] = epoch
+                best_epoch = epoch
                 bad_epochs = 0
             else:
                 bad_epochs += 1
             if prog is not None:
                 prog.update(prog.task_ids[0], advance=1,
                             info=f"loss {train_loss:.4g}  val {val_loss:.4g}")
-            stop = bad_epochs >= config.patience
+            stop = bad_epochs >= patience
             if lines is not None:
-                lines.update(epoch, train_loss, val_loss, stop or epoch + 1 == config.epochs)
+                lines.update(epoch, train_loss, val_loss, stop or epoch + 1 == epochs)
             if stop:
-                history["stopped_early"] = True
+                stopped_early = True
                 break
     finally:
-        clear_aligned_cache(model)
-        threads.__exit__()
-        model.set_generator(None)
         if prog is not None:
             prog.stop()
-    history["hit_epoch_cap"] = hit_epoch_cap(history, config.epochs, config.patience)
     model.load_state_dict(best_state)
-    model.eval()
-    with torch.inference_mode():
-        advice = model.check_health(x_val.to(device))
-    if advice:
-        raise TrainingDivergedError(advice)
-    model.finalize(x_train.to(device))
-    return history
+    return {"name": phase.name, "epochs": ran, "best_epoch": offset + best_epoch,
+            "stopped_early": stopped_early, "max_epochs": epochs, "patience": patience}

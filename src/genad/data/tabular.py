@@ -62,6 +62,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genad.errors import GenadWarning, InvalidInputError, NotFittedError
+from genad.contributions import top_contributions
+from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter
+from genad.errors import GenadWarning, InvalidInputError, NotFittedError, warnings_once
 
-__all__ = ["TabularAdapter", "read_table", "sniff_delimiter"]
+__all__ = ["TabularAdapter", "read_table", "sniff_delimiter", "split_labels"]
 
 _TAIL = 3.0  # robust z beyond which tails are log-compressed
 _CLIP = 1e4  # hard clip on encoded features, keeps scores finite for any finite input
@@ -339,7 +342,33 @@ def _check_statistics(name: str, values: np.ndarray, stats: tuple[float, ...]) -
     )
 
 
-class TabularAdapter:
+def split_labels(df: pd.DataFrame, column: str, source: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop the 0/1 label ``column`` from ``df`` (read from ``source``): (features, labels).
+
+    Raises
+    ------
+    InvalidInputError
+        The column is missing, or holds a value other than 0 or 1 (the row is named).
+    """
+    from genad._params import plain
+    from genad._text import require_columns
+
+    require_columns([column], [str(c) for c in df.columns], str(source), "label column")
+    raw = df[column]
+    values = raw.to_numpy()
+    numeric = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isin(numeric, (0.0, 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"label column {column!r} must hold 0 (normal) or 1 (anomaly); "
+            f"row {plain(raw.index[i])} holds {plain(values[i])}"
+        )
+    return df.drop(columns=[column]), numeric.astype(np.int64)
+
+
+@register_adapter
+class TabularAdapter(Adapter):
     """Learns a table's schema and scaling on training normals, then encodes tables.
 
     Parameters
@@ -365,6 +394,9 @@ class TabularAdapter:
     >>> ad.feature_names_out_
     ['amount', 'kind=a', 'kind=b', 'kind=<unseen>']
     """
+
+    kind = "tabular"
+    fallback = True
 
     def __init__(
         self,
@@ -684,6 +716,10 @@ class TabularAdapter:
 
     def transform(self, X: Any) -> np.ndarray:
         """Encode ``X`` (same schema as in ``fit``) as a float32 matrix."""
+        return self._encode(X)[0]
+
+    def _encode(self, X: Any) -> tuple[np.ndarray, pd.Index]:
+        """The float32 matrix of ``X`` and the index of its rows."""
         self._check_fitted()
         df = self._align(X)
         n = len(df)
@@ -755,7 +791,7 @@ class TabularAdapter:
                 for j, v in enumerate(numeric_vals):
                     numeric[:, j] = v
             self._encode_numeric(numeric, out, numeric_slots)
-        return out
+        return out, df.index
 
     def _numeric_block(self, df: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
         """The numeric columns as one float64 ``(n, k)`` array, and which hold NaN.
@@ -839,18 +875,104 @@ class TabularAdapter:
         return self.fit(X).transform(X)
 
     # --------------------------------------------------------------- maps
-    def to_map(self, feature_errors: np.ndarray, index: Any = None) -> np.ndarray | pd.DataFrame:
+    def to_map(self, unit_maps: np.ndarray, samples: SampleSet | None = None, *,
+               index: Any = None) -> np.ndarray | pd.DataFrame:
         """Sum per-feature errors back to the input columns (one-hot parts summed).
 
-        Returns a DataFrame with the model's column names (and ``index``) when the model
-        was fitted on a DataFrame or file, else an ndarray with one column per kept input
-        column.
+        Returns a DataFrame with the model's column names (and the rows' index, from
+        ``samples`` or ``index``) when the model was fitted on a DataFrame or file, else
+        an ndarray with one column per kept input column.
         """
         self._check_fitted()
-        per_column = np.asarray(feature_errors, dtype=np.float64) @ self._group.astype(np.float64)
+        if samples is not None:
+            index = samples.meta.get("index")
+        per_column = np.asarray(unit_maps, dtype=np.float64) @ self._group.astype(np.float64)
         if self.input_kind_ == "dataframe":
             return pd.DataFrame(per_column, columns=self.column_names_, index=index)
         return per_column
+
+    def describe(self, maps: np.ndarray | pd.DataFrame, k: int) -> list[str]:
+        """Each row's ``k`` largest column contributions, e.g. ``"amount (80%), ..."``."""
+        if not isinstance(maps, pd.DataFrame):
+            maps = pd.DataFrame(maps, columns=self.column_names_)
+        return top_contributions(maps, k)
+
+    # ------------------------------------------------------- the protocol
+    @classmethod
+    def accepts(cls, X: Any) -> bool:
+        """Tables are the fallback: every input other adapters decline is read as one."""
+        return True
+
+    def read(self, X: Any) -> pd.DataFrame | np.ndarray:
+        """A file as a DataFrame; a DataFrame as is; anything else as a 2-D array."""
+        df = read_table(X)
+        return df if isinstance(X, (pd.DataFrame, str, Path)) else df.to_numpy()
+
+    def n_samples(self, data: Any) -> int:
+        return len(data)
+
+    def take(self, data: Any, rows: np.ndarray) -> Any:
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
+
+    def read_labelled(self, source: Any, label_column: str | None) -> tuple[Any, Any]:
+        """``(table, labels)`` from a file or frame; ``labels`` None without a column."""
+        df = read_table(source)
+        if label_column is None:
+            return df, None
+        return split_labels(df, label_column, source)
+
+    def samples(self, X: Any) -> TensorSampleSet:
+        """``X`` encoded as one tensor of rows (:meth:`transform`), its index kept."""
+        import torch
+
+        z, index = self._encode(X)
+        return TensorSampleSet(torch.from_numpy(z), meta={"index": index})
+
+    def chunks(self, X: Any, size: int) -> Iterator[TensorSampleSet]:
+        """``X`` in slices of ``size`` rows: a file is read once; DataFrames, Series and
+        2-D arrays are sliced (their kind, and so the column matching, is kept); other
+        inputs are encoded in one piece. A warning raised by several slices is shown once.
+        """
+        if isinstance(X, (str, Path)):
+            X = read_table(X)
+        sliceable = isinstance(X, (pd.DataFrame, pd.Series)) or (
+            isinstance(X, np.ndarray) and X.ndim == 2)
+        n = len(X) if sliceable else 0
+        if n <= size:
+            yield self.samples(X)
+            return
+        framed = isinstance(X, (pd.DataFrame, pd.Series))
+        with warnings_once():  # the same warning from each slice, with its own counts
+            for start in range(0, n, size):
+                part = X.iloc[start : start + size] if framed else X[start : start + size]
+                samples = self.samples(part)
+                if not framed:
+                    samples.meta["index"] = pd.RangeIndex(start, start + len(samples))
+                yield samples
+
+    def check_input(self, X: Any, estimator: str) -> None:
+        self.check_feature_names(X, estimator)
+
+    @property
+    def sample_shape_(self) -> tuple[int, ...]:
+        """``(n_features_out_,)``: one encoded row."""
+        self._check_fitted()
+        return (self.n_features_out_,)
+
+    @property
+    def n_features_in_(self) -> int:
+        """Number of input columns seen in ``fit`` (constant ones included)."""
+        self._check_fitted()
+        return len(self.input_columns_)
+
+    @property
+    def feature_names_in_(self) -> list[str] | None:
+        """The input column names, or None when fitted on an array (positions only)."""
+        self._check_fitted()
+        return list(self.input_columns_) if self.input_kind_ == "dataframe" else None
 
     # -------------------------------------------------------------- state
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
