@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
-from genad.models.base import GenerativeModel
+from genad.models.base import GenerativeModel, mean_over
+from genad.models.losses import reconstruction_loss, squared_error
 from genad.nets.noise import rand_like, randn_like
 
 __all__ = ["AutoEncoderModel"]
@@ -27,7 +30,8 @@ class AutoEncoderModel(GenerativeModel):
     mask_prob : float, default 0
         Probability that a feature is set to 0 (masking noise) during training.
     n_features : int, optional
-        Needed with ``normalize_errors``.
+        Elements per sample (the features of a vector, ``channels * length`` of a
+        series); needed with ``normalize_errors``.
     normalize_errors : bool, default False
         After training, divide each feature's squared error by its mean on the training
         rows, so that a feature the model reconstructs well and a noisy one weigh the same
@@ -64,24 +68,23 @@ class AutoEncoderModel(GenerativeModel):
         return x
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        recon = self(self.corrupt(x))
-        return {"loss": ((recon - x) ** 2).sum(dim=1).mean()}
+        return {"loss": reconstruction_loss(self(self.corrupt(x)), x)}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        err = self(x).sub_(x).square_()  # in place: the reconstruction is ours
-        return err.div_(self.error_scale) if self.normalize_errors else err
+        err = squared_error(self(x), x, inplace=True)  # in place: the reconstruction is ours
+        if not self.normalize_errors:
+            return err
+        return err.div_(self.error_scale.view(err.shape[1:]))
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
-        return ((self(x) - x) ** 2).sum(dim=1).mean()
+        return reconstruction_loss(self(x), x)
 
-    def finalize(self, x_train: torch.Tensor) -> None:
+    def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        """After training: each feature's mean squared error on the training rows
+        becomes its ``error_scale`` (with ``normalize_errors``)."""
         if not self.normalize_errors:
             return
-        total = torch.zeros(x_train.shape[1], dtype=torch.float64, device=x_train.device)
-        with torch.no_grad():
-            for i in range(0, x_train.shape[0], 16384):
-                xb = x_train[i : i + 16384]
-                total += ((self(xb) - xb) ** 2).sum(dim=0).double()
-        mean = (total / max(1, x_train.shape[0])).float()
+        total = mean_over(lambda xb: squared_error(self(xb), xb).sum(dim=0), x_train)
+        mean = total.float().flatten()
         # floor: a feature reconstructed (almost) perfectly must not blow up tiny errors
         self.error_scale.copy_(mean.clamp_min(max(1e-4, float(mean.mean()) * 1e-2)))

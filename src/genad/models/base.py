@@ -2,20 +2,93 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-__all__ = ["GenerativeModel"]
+__all__ = ["GenerativeModel", "mean_over"]
+
+#: rows per batch of the data-dependent passes after training (``finalize``)
+FINALIZE_BATCH = 16384
+
+
+def mean_over(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    data: torch.Tensor | Iterable[torch.Tensor],
+    batch_size: int = FINALIZE_BATCH,
+) -> torch.Tensor:
+    """Mean per sample of a batch statistic, accumulated in float64 without gradients.
+
+    ``fn`` maps a batch to its *partial sum* over the batch's samples (for example
+    ``err.sum(dim=0)`` for a per-feature total, or ``err.sum()`` for one number); the
+    partial sums are cast to float64, added, and divided by the number of samples. How
+    ``fn`` sums inside a batch (and in which dtype) is the caller's choice, so each model
+    keeps its exact reduction.
+
+    Parameters
+    ----------
+    fn : callable
+        ``batch -> partial sum``; every batch must give the same shape.
+    data : Tensor or iterable of Tensor
+        A tensor (sliced into ``batch_size`` rows along its first dimension) or any
+        iterable of batches, such as a lazy sample set.
+    batch_size : int, default 16384
+        Rows per slice when ``data`` is a tensor.
+
+    Returns
+    -------
+    Tensor
+        float64, the shape of ``fn``'s result; a float64 zero when ``data`` holds no
+        batch.
+
+    Examples
+    --------
+    >>> x = torch.arange(10.0).reshape(5, 2)
+    >>> mean_over(lambda b: b.sum(dim=0), x, batch_size=2)
+    tensor([4., 5.], dtype=torch.float64)
+    >>> mean_over(lambda b: b.sum(), [x[:1], x[1:]])
+    tensor(9., dtype=torch.float64)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if isinstance(data, torch.Tensor):
+        batches: Iterable[torch.Tensor] = (
+            data[i : i + batch_size] for i in range(0, data.shape[0], batch_size))
+    else:
+        batches = data
+    total: torch.Tensor | None = None
+    n = 0
+    with torch.no_grad():
+        for xb in batches:
+            part = fn(xb)
+            if total is None:
+                total = torch.zeros(part.shape, dtype=torch.float64, device=part.device)
+            total += part.double()
+            n += xb.shape[0]
+    if total is None:
+        return torch.zeros((), dtype=torch.float64)
+    return total / max(1, n)
 
 
 class GenerativeModel(nn.Module):
     """An objective over networks.
 
     Subclasses implement :meth:`loss` (training objective on a batch) and
-    :meth:`element_scores` (per-element anomaly contributions, deterministic, whose row
-    sum is the anomaly score). Models that need more than one optimiser (GANs) override
-    :meth:`configure_optimizers` and :meth:`train_step`; the loop stays the same.
+    :meth:`element_scores` (per-element anomaly contributions, deterministic, whose sum
+    over each sample is the anomaly score). Models that need more than one optimiser
+    (GANs) override :meth:`configure_optimizers` and :meth:`train_step`; the loop stays
+    the same. A model whose score is not the sum of its map (a latent distance) sets
+    :attr:`additive_map` to False and overrides :meth:`infer` and :meth:`score`.
+
+    Inputs are batches ``(n, ...)``: vectors ``(n, d)``, series ``(n, channels, length)``
+    or images; per-sample reductions sum over ``flatten(1)``.
     """
+
+    #: True when the anomaly map sums (over each sample's elements) to the score, as a
+    #: reconstruction error does; False for scores such as a latent distance
+    additive_map: ClassVar[bool] = True
 
     #: set by the loop before each epoch (0-based), for schedules such as KL warm-up
     epoch: int = 0
@@ -38,12 +111,28 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-element contributions ``(n, d)``; ``score = element_scores(x).sum(1)``."""
+        """Per-element contributions, shaped like ``x``; with :attr:`additive_map`,
+        ``score(x) == element_scores(x).flatten(1).sum(1)``."""
         raise NotImplementedError
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """One anomaly score per row, higher = more anomalous."""
-        return self.element_scores(x).sum(dim=1)
+        """One anomaly score per sample ``(n,)``, higher = more anomalous."""
+        return self.element_scores(x).flatten(1).sum(1)
+
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(score, map)`` from one pass: scores ``(n,)`` equal to :meth:`score` bit for
+        bit, and the anomaly map (``x.shape``, or ``(n, *element shape)``).
+
+        Examples
+        --------
+        >>> from genad.models import AutoEncoderModel
+        >>> model = AutoEncoderModel(nn.Identity(), nn.Identity()).eval()
+        >>> score, amap = model.infer(torch.ones(3, 4))
+        >>> tuple(score.shape), tuple(amap.shape)
+        ((3,), (3, 4))
+        """
+        m = self.element_scores(x)
+        return m.flatten(1).sum(1), m
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic loss for early stopping; the mean score by default."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
 from genad.errors import TrainingDivergedError
-from genad.models.base import GenerativeModel
+from genad.models.base import GenerativeModel, mean_over
+from genad.models.losses import reconstruction_loss, squared_error
 
 __all__ = ["PCAConvAutoEncoderModel"]
 
@@ -90,24 +93,21 @@ class PCAConvAutoEncoderModel(GenerativeModel):
         comps = self.pca_components.double()
         c = x.double() - self.pca_mean.double()
         recon = (c @ comps.T) @ comps
-        return ((c - recon) ** 2).to(x.dtype)
+        return squared_error(c, recon).to(x.dtype)
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": ((self.network(x) - x) ** 2).sum(dim=1).mean()}
+        return {"loss": reconstruction_loss(self.network(x), x)}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
         e_pca = self._pca_error(x) / self.part_scale[0]
-        e_cae = (self.network(x) - x) ** 2 / self.part_scale[1]
+        e_cae = squared_error(self.network(x), x) / self.part_scale[1]
         return self.pca_weight * e_pca + (1 - self.pca_weight) * e_cae
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
-        return ((self.network(x) - x) ** 2).sum(dim=1).mean()
+        return reconstruction_loss(self.network(x), x)
 
-    def finalize(self, x_train: torch.Tensor) -> None:
+    def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
         """After training: set the CAE error scale from the training rows."""
-        total = torch.zeros((), dtype=torch.float64, device=x_train.device)
-        with torch.no_grad():
-            for i in range(0, x_train.shape[0], 16384):
-                xb = x_train[i : i + 16384]
-                total += ((self.network(xb) - xb) ** 2).sum().double()
-        self.part_scale[1] = (total / max(1, x_train.shape[0])).clamp_min(1e-8).float()
+        # one float32 total per batch, over all its elements
+        mean = mean_over(lambda xb: squared_error(self.network(xb), xb).sum(), x_train)
+        self.part_scale[1] = mean.clamp_min(1e-8).float()

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from genad.models.base import GenerativeModel
+from genad.models.base import GenerativeModel, mean_over
+from genad.models.losses import gaussian_kl, gaussian_nll
 from genad.nets.noise import randn_like
 
 __all__ = ["VAEModel"]
 
 _LOGVAR_MIN, _LOGVAR_MAX = -8.0, 8.0
-_LOG2PI = math.log(2 * math.pi)
 
 
 class VAEModel(GenerativeModel):
@@ -80,14 +80,6 @@ class VAEModel(GenerativeModel):
             return mean, torch.zeros_like(mean)
         return mean, self._guard(logvar)
 
-    @staticmethod
-    def _nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (_LOG2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar))
-
-    @staticmethod
-    def _kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
-
     def kl_weight(self) -> float:
         if self.kl_warmup_epochs <= 0:
             return self.beta
@@ -97,23 +89,23 @@ class VAEModel(GenerativeModel):
         mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * randn_like(mu, self.generator)
         mean, out_logvar = self.decode(z)
-        nll = self._nll(x, mean, out_logvar).sum(dim=1).mean()
-        kl = self._kl(mu, logvar).mean()
+        nll = gaussian_nll(x, mean, out_logvar).flatten(1).sum(1).mean()
+        kl = gaussian_kl(mu, logvar).mean()
         return {"loss": nll + self.kl_weight() * kl, "nll": nll, "kl": kl}
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
         nll, kl = self._nll_kl(x)
         nll = nll - self.nll_baseline
         # share KL among features in proportion to their (shifted, positive) NLL
-        w = nll - nll.min(dim=1, keepdim=True).values + 1e-6
-        return nll + kl * w / w.sum(dim=1, keepdim=True)
+        flat = nll.flatten(1)
+        w = flat - flat.min(dim=1, keepdim=True).values + 1e-6
+        return (flat + kl * w / w.sum(dim=1, keepdim=True)).view_as(nll)
 
-    def finalize(self, x_train: torch.Tensor) -> None:
-        total = torch.zeros(x_train.shape[1], dtype=torch.float64, device=x_train.device)
-        with torch.no_grad():
-            for i in range(0, x_train.shape[0], 16384):
-                total += self._nll_kl(x_train[i : i + 16384])[0].sum(dim=0).double()
-        self.nll_baseline.copy_((total / max(1, x_train.shape[0])).float())
+    def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        """After training: each feature's mean NLL on the training rows becomes its
+        ``nll_baseline``."""
+        self.nll_baseline.copy_(mean_over(lambda xb: self._nll_kl(xb)[0].sum(dim=0),
+                                          x_train).float())
 
     def _nll_kl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-feature NLL ``(n, d)`` and KL ``(n, 1)`` (zero KL for reconstruction probability)."""
@@ -125,19 +117,20 @@ class VAEModel(GenerativeModel):
             for _ in range(self.n_samples):
                 eps = torch.randn(mu.shape, generator=gen, device=x.device, dtype=mu.dtype)
                 mean, out_logvar = self.decode(mu + std * eps)
-                nll = nll + self._nll(x, mean, out_logvar)
+                nll = nll + gaussian_nll(x, mean, out_logvar)
             return nll / self.n_samples, torch.zeros_like(mu[:, :1])
         mean, out_logvar = self.decode(mu)
-        return self._nll(x, mean, out_logvar), self._kl(mu, logvar).unsqueeze(1)
+        return gaussian_nll(x, mean, out_logvar), gaussian_kl(mu, logvar).unsqueeze(1)
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         mu, logvar = self.encode(x)
         mean, out_logvar = self.decode(mu)
-        return (self._nll(x, mean, out_logvar).sum(dim=1) + self._kl(mu, logvar)).mean()
+        return (gaussian_nll(x, mean, out_logvar).flatten(1).sum(1)
+                + gaussian_kl(mu, logvar)).mean()
 
     def mean_kl(self, x: torch.Tensor) -> float:
         mu, logvar = self.encode(x)
-        return float(self._kl(mu, logvar).mean())
+        return float(gaussian_kl(mu, logvar).mean())
 
     def check_health(self, x_val: torch.Tensor) -> str | None:
         kl = self.mean_kl(x_val)
