@@ -456,22 +456,13 @@ class Detector(BaseEstimator):
         return self.adapter_.reduce(units, samples)
 
     def _scores_and_maps(self, samples: SampleSet) -> tuple[np.ndarray, Any]:
-        """Scores and maps of ``samples`` from one pass through the model.
-
-        Each batch's scores are summed as :meth:`GenerativeModel.score` sums them, so they
-        equal ``anomaly_score`` exactly; the map's float64 sums differ in the last float32
-        digits, enough to move a sample across the threshold.
-        """
-
-        def both(x: torch.Tensor) -> torch.Tensor:
-            elem = self.model_.element_scores(x)
-            return torch.cat([elem.flatten(1), elem.flatten(1).sum(dim=1).unsqueeze(1)], dim=1)
-
-        out = self._run(both, samples).double().numpy()
-        self._check_finite(out)
-        maps = out[:, :-1].reshape(len(out), *self.sample_shape_)
-        return (self.adapter_.reduce(out[:, -1], samples),
-                self.adapter_.to_map(maps, samples))
+        """Scores and maps of ``samples`` from one pass through the model
+        (:meth:`GenerativeModel.infer`); the scores equal ``anomaly_score`` exactly."""
+        scores, maps = self._run(self.model_.infer, samples)
+        scores, maps = scores.double().numpy(), maps.double().numpy()
+        self._check_finite(scores)
+        self._check_finite(maps)
+        return self.adapter_.reduce(scores, samples), self.adapter_.to_map(maps, samples)
 
     @staticmethod
     def _check_finite(values: np.ndarray) -> None:

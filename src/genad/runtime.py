@@ -131,7 +131,7 @@ def _padded_size(n: int, batch_size: int) -> int:
 def predict_in_batches(
     fn: Any, x: torch.Tensor, device: torch.device, batch_size: int = SCORE_BATCH,
     *, fixed_shape: bool = True, workers: int = 1,
-) -> torch.Tensor:
+) -> Any:
     """Apply a row-wise ``fn`` to ``x`` in batches on ``device`` (inference mode), on CPU.
 
     With ``fixed_shape`` (default) each batch is zero-padded to a fixed size: full
@@ -142,6 +142,9 @@ def predict_in_batches(
     identical whether rows come in one batch or one by one. For the same reason the
     matrix products get aligned output widths (:class:`_AlignedProducts`): without them
     a row's last bit could depend on its position in the batch.
+
+    ``fn`` may return a tuple of tensors (a model's ``infer``: scores and maps); the
+    result is then the tuple of their concatenations.
 
     With ``workers > 1`` on the CPU, batches run side by side in that many threads
     (torch releases the interpreter lock inside its kernels). Each batch is computed
@@ -166,6 +169,8 @@ def predict_in_batches(
         # inference mode and the function mode are per thread: entered for each batch
         with torch.inference_mode(), aligned():
             out = fn(xb.to(device, non_blocking=True))
+            if isinstance(out, tuple):
+                return tuple((o[:n] if fixed_shape else o).float().cpu() for o in out)
             return (out[:n] if fixed_shape else out).float().cpu()
 
     starts = range(0, x.shape[0], batch_size)
@@ -178,6 +183,8 @@ def predict_in_batches(
         outs = [one(start) for start in starts]
     if len(outs) == 1:
         return outs[0]
+    if outs and isinstance(outs[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
     return torch.cat(outs) if outs else torch.empty(0)
 
 
