@@ -62,5 +62,13 @@ def test_top_contributions_text():
     assert top_contributions(contrib, 2) == ["a (50%), b (50%)", "b (50%), c (50%)"]
 
 
-def test_detector_module_reexports_the_same_function():
-    assert genad.detector.top_contributions is top_contributions
+def test_the_tabular_adapter_describes_rows_with_it():
+    # table-specific wording lives in the adapter (the detector is modality-free)
+    from genad.data.tabular import TabularAdapter
+
+    df = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    ad = TabularAdapter().fit(df)
+    maps = pd.DataFrame({"a": [2.0, 1.0], "b": [-1.0, 3.0]})
+    assert ad.describe(maps, 2) == top_contributions(maps, 2)
+    assert ad.describe(maps.to_numpy(), 1) == ["a (100%)", "b (75%)"]
+    assert not hasattr(genad.detector, "top_contributions")

@@ -312,7 +312,7 @@ class Detector(BaseEstimator):
         """
         self._check_params()
         adapter = self._make_adapter(X)
-        noun, unit = ("table", "row") if adapter.kind == "tabular" else ("data", "sample")
+        noun, unit = adapter.data_noun, adapter.sample_noun
         val_data, val_labels = self._validation_data(adapter, X_val, y_val)
         data = adapter.read(X)
         n = adapter.n_samples(data)
@@ -412,16 +412,16 @@ class Detector(BaseEstimator):
             return None, None
         data = adapter.read(X_val)
         n = adapter.n_samples(data)
+        unit = adapter.sample_noun
         if n == 0:
-            unit = "rows" if adapter.kind == "tabular" else "samples"
-            raise InvalidInputError(f"X_val is empty (0 {unit})")
+            raise InvalidInputError(f"X_val is empty (0 {unit}s)")
         if y_val is None:
             return data, np.zeros(n, dtype=np.int8)
         labels = check_labels(y_val, n, "y_val")
         if not (labels == 0).any():
             raise InvalidInputError(
-                "y_val labels every X_val sample 1: no normal validation samples to calibrate "
-                "on; add normal samples (y_val == 0) to X_val"
+                f"y_val labels every X_val {unit} 1: no normal validation {unit}s to calibrate "
+                f"on; add normal {unit}s (y_val == 0) to X_val"
             )
         return data, labels
 

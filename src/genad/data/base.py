@@ -169,6 +169,9 @@ class Adapter(BaseEstimator, ABC):
     score_chunk_size: ClassVar[int] = 16 * 4096
     #: whether :func:`adapter_for` asks this adapter last (it takes what others decline)
     fallback: ClassVar[bool] = False
+    #: what messages call the input and one user sample ("table" and "row" for tables)
+    data_noun: ClassVar[str] = "data"
+    sample_noun: ClassVar[str] = "sample"
 
     # ------------------------------------------------------------- reading
     @classmethod

@@ -397,6 +397,8 @@ class TabularAdapter(Adapter):
 
     kind = "tabular"
     fallback = True
+    data_noun = "table"
+    sample_noun = "row"
 
     def __init__(
         self,
