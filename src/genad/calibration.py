@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from genad._params import plain
+from genad._params import RATE
 from genad.data.labels import check_labels
 from genad.errors import CalibrationWarning, InvalidInputError
 
@@ -61,14 +61,9 @@ def _check_p_values(p_values: Any) -> np.ndarray:
 
 
 def check_rate(value: float, name: str) -> float:
-    """Validate a rate in the open interval (0, 1)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a number in (0, 1), got {plain(value)}") from exc
-    if not 0.0 < v < 1.0:
-        raise InvalidInputError(f"{name} must be in the open interval (0, 1), got {plain(value)}")
-    return v
+    """``value`` as a float after checking it is a rate in the open interval (0, 1)."""
+    RATE.check(name, value)
+    return float(value)
 
 
 def threshold_at_fpr(

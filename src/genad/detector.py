@@ -31,7 +31,22 @@ import torch
 from sklearn.base import BaseEstimator, clone
 
 from genad import calibration as cal
-from genad._params import check_int, check_number, plain
+from genad._params import (
+    OPTIONAL_RATE,
+    RATE,
+    Constraint,
+    Device,
+    Flag,
+    InstanceOf,
+    Integer,
+    IntegerList,
+    OneOf,
+    Real,
+    StringList,
+    check_int,
+    plain,
+    validate_params,
+)
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, adapter_for
 from genad.data.labels import check_labels
 from genad.errors import (
@@ -47,7 +62,6 @@ from genad.runtime import (
     cpu_threads,
     flops_per_sample,
     predict_in_batches,
-    resolve_device,
 )
 from genad.training import TrainConfig, auto_epochs, train_model
 
@@ -136,6 +150,27 @@ class Detector(BaseEstimator):
     """
 
     model_name: ClassVar[str] = "detector"
+    #: parameter -> rule, checked by ``fit`` (subclasses extend it with their own)
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "adapter": InstanceOf("genad.data.base:Adapter", "a genad adapter (e.g. TabularAdapter())"),
+        "backbone": OneOf(("auto", "mlp", "conv1d")),
+        "hidden_sizes": IntegerList(1, allow_none=True),
+        "latent_dim": Integer(1, allow_none=True),
+        "epochs": Integer(1, allow_none=True),
+        "batch_size": Integer(1),
+        "learning_rate": Real(0.0, low_open=True),
+        "weight_decay": Real(0.0),
+        "patience": Integer(1),
+        "validation_fraction": RATE,
+        "target_fpr": RATE,
+        "contamination": OPTIONAL_RATE,
+        "categorical_columns": StringList(),
+        "missing": OneOf(("impute", "raise"), allow_none=True),
+        "scaling": OneOf(("robust", "standard"), allow_none=True),
+        "device": Device(),
+        "random_state": Integer(0, high=2**32 - 1, allow_none=True),
+        "verbose": Flag(),
+    }
     #: backbones this detector's model can use (the first is what "auto" means)
     backbones: ClassVar[tuple[str, ...]] = ("mlp",)
     _registry: ClassVar[dict[str, type[Detector]]] = {}
@@ -244,42 +279,14 @@ class Detector(BaseEstimator):
 
     # ----------------------------------------------------------- validation
     def _check_params(self) -> None:
-        if self.adapter is not None and not isinstance(self.adapter, Adapter):
-            raise InvalidInputError(
-                f"adapter must be a genad adapter (e.g. TabularAdapter()), got "
-                f"{type(self.adapter).__name__}"
-            )
+        """Every parameter against :attr:`parameter_constraints`, then the rules that
+        involve several parameters or the class."""
+        validate_params(self.get_params(deep=False), self.parameter_constraints)
         if self.backbone != "auto" and self.backbone not in self.backbones:
             raise InvalidInputError(
                 f"backbone must be 'auto' or one of {', '.join(map(repr, self.backbones))} for "
                 f"{type(self).__name__}, got {plain(self.backbone)}"
             )
-        check_int("epochs", self.epochs, low=1, allow_none=True)
-        check_int("batch_size", self.batch_size, low=1)
-        check_int("patience", self.patience, low=1)
-        check_int("latent_dim", self.latent_dim, low=1, allow_none=True)
-        if self.hidden_sizes is not None:
-            if isinstance(self.hidden_sizes, (int, np.integer)):
-                raise InvalidInputError(
-                    f"hidden_sizes must be a list of integers, got {plain(self.hidden_sizes)}"
-                )
-            for h in self.hidden_sizes:
-                check_int("hidden_sizes entries", h, low=1)
-        check_number("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0.0)
-        cal.check_rate(self.validation_fraction, "validation_fraction")
-        cal.check_rate(self.target_fpr, "target_fpr")
-        if self.contamination is not None:
-            cal.check_rate(self.contamination, "contamination")
-        try:
-            resolve_device(self.device)
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from exc
-        check_int("random_state", self.random_state, low=0, allow_none=True)
-        if self.random_state is not None and self.random_state >= 2**32:
-            raise InvalidInputError(f"random_state must be below 2**32, got {self.random_state}")
-        if not isinstance(self.verbose, bool):
-            check_int("verbose", self.verbose, low=0)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):

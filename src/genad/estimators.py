@@ -5,10 +5,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from genad._params import check_int, check_number
+from genad._params import CountOrFraction, Integer, OneOf, Real
 from genad.data.base import Adapter
 from genad.detector import Detector
-from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel
 from genad.models.pca import PCAConvAutoEncoderModel
@@ -57,6 +56,11 @@ class AutoEncoder(Detector):
     """
 
     model_name = "ae"
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "normalize_errors": OneOf((True, False)),
+        "dropout": Real(0.0, 1.0, high_open=True),
+    }
     _noise_std: float = 0.0
     _mask_prob: float = 0.0
 
@@ -74,9 +78,6 @@ class AutoEncoder(Detector):
         self.normalize_errors = normalize_errors
         self.dropout = dropout
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         (n_features,) = sample_shape
@@ -108,6 +109,11 @@ class DenoisingAutoEncoder(AutoEncoder):
     """
 
     model_name = "dae"
+    parameter_constraints = {
+        **AutoEncoder.parameter_constraints,
+        "noise_std": Real(0.0),
+        "mask_prob": Real(0.0, 1.0, high_open=True),
+    }
 
     def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
                  normalize_errors: bool = True, dropout: float = 0.0,
@@ -125,10 +131,6 @@ class DenoisingAutoEncoder(AutoEncoder):
         self.noise_std = noise_std
         self.mask_prob = mask_prob
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_number("noise_std", self.noise_std, low=0.0)
-        check_number("mask_prob", self.mask_prob, low=0.0, high=1.0, high_open=True)
 
     @property
     def _noise_std(self) -> float:  # type: ignore[override]
@@ -161,6 +163,14 @@ class VAE(Detector):
     """
 
     model_name = "vae"
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "beta": Real(0.0, low_open=True),
+        "kl_warmup_epochs": Integer(0),
+        "score_method": OneOf(("elbo", "reconstruction_probability")),
+        "n_samples": Integer(1),
+        "learn_variance": OneOf((True, False)),
+    }
 
     def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: int = 10,
                  score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
@@ -180,16 +190,6 @@ class VAE(Detector):
         self.n_samples = n_samples
         self.learn_variance = learn_variance
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.score_method not in ("elbo", "reconstruction_probability"):
-            raise InvalidInputError(
-                "score_method must be 'elbo' or 'reconstruction_probability', "
-                f"got {self.score_method!r}"
-            )
-        check_number("beta", self.beta, low=0.0, low_open=True)
-        check_int("kl_warmup_epochs", self.kl_warmup_epochs, low=0)
-        check_int("n_samples", self.n_samples, low=1)
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         (n_features,) = sample_shape
@@ -224,6 +224,12 @@ class PCAConvAutoEncoder(Detector):
 
     model_name = "pca-cae"
     backbones = ("conv1d",)
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "n_components": CountOrFraction(),
+        "pca_weight": Real(0.0, 1.0),
+        "conv_width": Integer(1),
+    }
 
     def __init__(self, *, n_components: int | float = 0.95, pca_weight: float = 0.5,
                  conv_width: int = 8,
@@ -241,15 +247,6 @@ class PCAConvAutoEncoder(Detector):
         self.pca_weight = pca_weight
         self.conv_width = conv_width
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        nc = self.n_components
-        if isinstance(nc, float) and not isinstance(nc, bool) and 0 < nc < 1:
-            pass
-        else:
-            check_int("n_components", nc, low=1)
-        check_number("pca_weight", self.pca_weight, low=0.0, high=1.0)
-        check_int("conv_width", self.conv_width, low=1)
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         (n_features,) = sample_shape

@@ -163,6 +163,8 @@ class Adapter(BaseEstimator, ABC):
 
     #: the modality name: the key in :data:`ADAPTERS` and in the bundle
     kind: ClassVar[str] = ""
+    #: parameter -> rule (see :mod:`genad._params`), checked by ``fit``
+    parameter_constraints: ClassVar[dict[str, Any]] = {}
     #: units per inference batch (the detector pads each batch to a fixed size)
     score_batch_size: ClassVar[int] = 4096
     #: units encoded and scored at a time by the detector (streamed scoring)

@@ -65,11 +65,12 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from genad._params import Constraint, Integer, OneOf, StringList, validate_params
 from genad.contributions import top_contributions
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter
 from genad.errors import GenadWarning, InvalidInputError, NotFittedError, warnings_once
@@ -397,6 +398,13 @@ class TabularAdapter(Adapter):
 
     kind = "tabular"
     fallback = True
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {
+        "categorical_columns": StringList(),
+        "missing": OneOf(("impute", "raise")),
+        "scaling": OneOf(("robust", "standard")),
+        "max_int_categories": Integer(0),
+        "max_categories": Integer(1),
+    }
     data_noun = "table"
     sample_noun = "row"
 
@@ -417,10 +425,7 @@ class TabularAdapter(Adapter):
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any) -> TabularAdapter:
         """Learn the schema and scaling statistics from training normals ``X``."""
-        if self.missing not in ("impute", "raise"):
-            raise InvalidInputError(f"missing must be 'impute' or 'raise', got {self.missing!r}")
-        if self.scaling not in ("robust", "standard"):
-            raise InvalidInputError(f"scaling must be 'robust' or 'standard', got {self.scaling!r}")
+        validate_params(self.get_params(deep=False), self.parameter_constraints)
         df = read_table(X)
         self.input_kind_ = "dataframe" if isinstance(X, (pd.DataFrame, str, Path)) else "array"
         if len(df) == 0:
