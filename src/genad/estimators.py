@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 from genad._params import CountOrFraction, Integer, OneOf, Real
@@ -12,8 +13,8 @@ from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel
 from genad.models.pca import PCAConvAutoEncoderModel
 from genad.models.vae import VAEModel
+from genad.nets import factory
 from genad.nets.conv1d import Conv1dAutoEncoderNet
-from genad.nets.mlp import mlp
 from genad.registry import load_class, names
 
 __all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder", "MODELS"]
@@ -56,6 +57,7 @@ class AutoEncoder(Detector):
     """
 
     model_name = "ae"
+    backbones = ("mlp", "conv1d")
     parameter_constraints = {
         **Detector.parameter_constraints,
         "normalize_errors": OneOf((True, False)),
@@ -80,14 +82,15 @@ class AutoEncoder(Detector):
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
-        (n_features,) = sample_shape
-        hidden, latent = self.hidden_sizes_, self.latent_dim_
-        p = float(self.dropout)
+        backbone, latent = self._backbone(), self.latent_dim_
+        options: dict[str, Any] = {"dropout": float(self.dropout)}
+        if backbone == "mlp":
+            options["hidden"] = self.hidden_sizes_
         return AutoEncoderModel(
-            mlp([n_features, *hidden, latent], dropout=p),
-            mlp([latent, *hidden[::-1], n_features], dropout=p),
-            noise_std=self._noise_std, mask_prob=self._mask_prob, n_features=n_features,
-            normalize_errors=self.normalize_errors,
+            factory.encoder(backbone, sample_shape, latent, **options),
+            factory.decoder(backbone, sample_shape, latent, **options),
+            noise_std=self._noise_std, mask_prob=self._mask_prob,
+            n_features=math.prod(sample_shape), normalize_errors=self.normalize_errors,
         )
 
 
@@ -192,11 +195,11 @@ class VAE(Detector):
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
-        (n_features,) = sample_shape
         hidden, latent = self.hidden_sizes_, self.latent_dim_
-        return VAEModel(mlp([n_features, *hidden, 2 * latent]),
-                        mlp([latent, *hidden[::-1], 2 * n_features]), latent_dim=latent,
-                        n_features=n_features,
+        return VAEModel(factory.encoder("mlp", sample_shape, 2 * latent, hidden=hidden),
+                        factory.decoder("mlp", sample_shape, latent, out_multiplier=2,
+                                        hidden=hidden),
+                        latent_dim=latent, n_features=math.prod(sample_shape),
                         beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
                         score_method=self.score_method, n_samples=self.n_samples,
                         learn_variance=self.learn_variance)
@@ -249,9 +252,12 @@ class PCAConvAutoEncoder(Detector):
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
-        (n_features,) = sample_shape
-        net = Conv1dAutoEncoderNet(n_features, width=self.conv_width, latent_dim=self.latent_dim_)
-        return PCAConvAutoEncoderModel(net, n_features, n_components=self.n_components,
+        latent, width = self.latent_dim_, self.conv_width
+        net = Conv1dAutoEncoderNet.from_parts(
+            factory.encoder("conv1d", sample_shape, latent, width=width),
+            factory.decoder("conv1d", sample_shape, latent, width=width))
+        return PCAConvAutoEncoderModel(net, math.prod(sample_shape),
+                                       n_components=self.n_components,
                                        pca_weight=self.pca_weight)
 
 
