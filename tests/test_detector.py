@@ -503,3 +503,79 @@ def test_a_rows_score_does_not_depend_on_its_position_in_the_batch(model_name, m
     np.testing.assert_array_equal(one_by_one, batch[:40])
     np.testing.assert_array_equal(det.anomaly_score(rows[5:]), batch[5:])
     np.testing.assert_array_equal(det.anomaly_map(rows[3:]), det.anomaly_map(rows)[3:])
+
+
+# ------------------------------------------------ composition: adapter x backbone x model
+def test_adapter_options_are_nested_parameters(table):
+    det = genad.AutoEncoder(adapter=TabularAdapter(scaling="standard"), epochs=2, verbose=0,
+                            random_state=0)
+    assert det.get_params()["adapter__scaling"] == "standard"
+    det.set_params(adapter__scaling="robust")
+    assert det.adapter.scaling == "robust"
+    det.fit(table)
+    assert det.adapter_ is not det.adapter  # the fitted adapter is a clone
+    assert det.adapter_.scaling == "robust" and not hasattr(det.adapter, "columns_")
+
+
+def test_the_table_shortcuts_still_work_and_equal_the_adapter_form(table):
+    short = genad.AutoEncoder(scaling="standard", missing="raise", epochs=2, verbose=0,
+                              random_state=0).fit(table)
+    nested = genad.AutoEncoder(adapter=TabularAdapter(scaling="standard", missing="raise"),
+                               epochs=2, verbose=0, random_state=0).fit(table)
+    assert short.adapter_.get_params() == nested.adapter_.get_params()
+    np.testing.assert_array_equal(short.anomaly_score(table), nested.anomaly_score(table))
+
+
+def test_a_shortcut_and_the_adapter_setting_the_same_option_are_refused(table):
+    det = genad.AutoEncoder(adapter=TabularAdapter(scaling="standard"), scaling="robust")
+    with pytest.raises(InvalidInputError, match="scaling is given twice"):
+        det.fit(table)
+
+
+def test_table_shortcuts_are_refused_for_another_kind_of_data(table, monkeypatch):
+    class Other(TabularAdapter):
+        kind = "other"
+
+    det = genad.AutoEncoder(adapter=Other(), categorical_columns=["kind"])
+    with pytest.raises(InvalidInputError, match="only apply to tables"):
+        det.fit(table)
+
+
+def test_the_adapter_must_be_an_adapter(table):
+    with pytest.raises(InvalidInputError, match="adapter must be a genad adapter"):
+        genad.AutoEncoder(adapter="tabular").fit(table)
+
+
+def test_sample_shape_is_fitted_state(fitted):
+    assert fitted.sample_shape_ == (fitted.adapter_.n_features_out_,)
+
+
+def test_the_autoencoder_runs_on_the_conv1d_backbone(table):
+    det = genad.AutoEncoder(backbone="conv1d", epochs=2, verbose=0, random_state=0).fit(table)
+    assert type(det.model_.encoder).__name__ == "Conv1dEncoder"
+    scores = det.anomaly_score(table)
+    assert scores.shape == (len(table),) and np.isfinite(scores).all()
+    np.testing.assert_allclose(det.anomaly_map(table).sum(axis=1), scores, rtol=1e-5)
+
+
+def test_a_backbone_the_model_cannot_use_is_refused(table):
+    with pytest.raises(InvalidInputError, match="backbone must be 'auto' or one of 'mlp'"):
+        genad.VAE(backbone="conv1d").fit(table)
+    with pytest.raises(InvalidInputError, match="backbone must be"):
+        genad.AutoEncoder(backbone="transformer").fit(table)
+
+
+def test_x_val_is_read_and_encoded_once(table, monkeypatch):
+    encode = TabularAdapter._encode
+    calls: list[int] = []
+
+    def spy(self, X):
+        calls.append(len(X))
+        return encode(self, X)
+
+    monkeypatch.setattr(TabularAdapter, "_encode", spy)
+    labels = np.zeros(100, int)
+    labels[:5] = 1
+    genad.AutoEncoder(epochs=1, verbose=0, random_state=0).fit(
+        table.iloc[:300], X_val=table.iloc[300:], y_val=labels)
+    assert calls == [300, 100]  # the training rows, then X_val once (normals and anomalies)

@@ -318,3 +318,141 @@ def test_detector_does_not_warn_after_early_stopping(make_detector, normal_array
         det = make_detector("ae", epochs=200, patience=2, learning_rate=1e-2).fit(normal_array)
     assert det.history_["stopped_early"] is True
     assert det.history_["hit_epoch_cap"] is False
+
+
+# --------------------------------------------- several optimisers, several phases
+class _TwoPlayers(GenerativeModel):
+    """GAN-shaped toy: a generator and a discriminator, two optimisers, loss parts."""
+
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Linear(2, 2)
+        self.d = nn.Linear(2, 1)
+
+    def configure_optimizers(self, learning_rate, weight_decay):
+        return [torch.optim.Adam(self.g.parameters(), lr=learning_rate),
+                torch.optim.Adam(self.d.parameters(), lr=learning_rate)]
+
+    def train_step(self, x, optimizers):
+        from genad.models import losses
+
+        opt_g, opt_d = optimizers
+        opt_d.zero_grad()
+        d_loss = losses.bce_discriminator_loss(self.d(x), self.d(self.g(x).detach()))
+        d_loss.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        recon = ((self.g(x) - x) ** 2).sum(dim=1).mean()
+        g_loss = recon + 0.01 * losses.bce_generator_loss(self.d(self.g(x)))
+        g_loss.backward()
+        opt_g.step()
+        return {"loss": recon.detach(), "generator_loss": g_loss.detach(),
+                "discriminator_loss": d_loss.detach()}
+
+    def element_scores(self, x):
+        return (self.g(x) - x) ** 2
+
+
+def test_a_two_optimiser_model_trains_through_the_loop_and_keeps_every_loss_part():
+    torch.manual_seed(0)
+    model = _TwoPlayers()
+    g0, d0 = model.g.weight.detach().clone(), model.d.weight.detach().clone()
+    x = torch.randn(200, 2)
+    history = train_model(model, x[:160], x[160:],
+                          TrainConfig(epochs=4, batch_size=32, patience=10, verbose=0,
+                                      random_state=0))
+    assert len(history["train_loss"]) == 4
+    assert set(history["parts"]) == {"generator_loss", "discriminator_loss"}
+    for values in history["parts"].values():
+        assert len(values) == 4 and all(math.isfinite(v) for v in values)
+    assert not torch.equal(model.g.weight, g0) and not torch.equal(model.d.weight, d0)
+
+
+class _TwoStages(GenerativeModel):
+    """f-AnoGAN-shaped toy: phase "first" trains ``a``, phase "second" only ``b``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 2)
+        self.b = nn.Linear(2, 2)
+        self.phases_seen: list[str] = []
+        self.a_after_first = None
+
+    def phases(self):
+        from genad.training import Phase
+
+        return (Phase("first", epochs=3), Phase("second", epochs=2, patience=5))
+
+    def configure_optimizers(self, learning_rate, weight_decay):
+        self.phases_seen.append(self.phase)
+        if self.phase == "second":
+            self.a_after_first = self.a.weight.detach().clone()
+        part = self.a if self.phase == "first" else self.b
+        return [torch.optim.Adam(part.parameters(), lr=learning_rate)]
+
+    def loss(self, x):
+        err = ((self.b(self.a(x)) - x) ** 2).sum(dim=1).mean()
+        return {"loss": err, f"{self.phase}_error": err}
+
+    def element_scores(self, x):
+        return (self.b(self.a(x)) - x) ** 2
+
+
+def test_phases_run_in_order_with_their_own_optimisers_and_history():
+    torch.manual_seed(0)
+    model = _TwoStages()
+    x = torch.randn(200, 2)
+    history = train_model(model, x[:160], x[160:],
+                          TrainConfig(epochs=50, batch_size=32, patience=10, verbose=0,
+                                      random_state=0))
+    assert model.phases_seen == ["first", "second"]
+    assert [p["name"] for p in history["phases"]] == ["first", "second"]
+    assert [p["epochs"] for p in history["phases"]] == [3, 2]  # the phases' own epochs
+    assert len(history["train_loss"]) == len(history["val_loss"]) == 5
+    assert history["parts"]["first_error"][:3] == pytest.approx(history["train_loss"][:3])
+    assert history["parts"]["second_error"][:3] == [None, None, None]
+    assert 3 <= history["best_epoch"] < 5  # counted from the first epoch, in the last phase
+    assert torch.equal(model.a.weight, model.a_after_first)  # frozen in the second phase
+
+
+def test_a_model_whose_train_step_returns_no_loss_is_refused():
+    class NoLoss(_TwoPlayers):
+        def train_step(self, x, optimizers):
+            return {"generator_loss": torch.zeros(())}
+
+    with pytest.raises(TypeError, match="must return a 'loss'"):
+        train_model(NoLoss(), torch.randn(20, 2), torch.randn(5, 2),
+                    TrainConfig(epochs=1, verbose=0))
+
+
+def test_a_lazy_sample_set_trains_through_a_data_loader_like_the_tensor():
+    # the DataLoader path (files read per batch) sees the same rows as the tensor path
+    from genad.data.base import SampleSet, TensorSampleSet
+
+    class Lazy(SampleSet):
+        def __init__(self, tensor):
+            self.tensor_ = tensor
+            self.sample_shape = tuple(tensor.shape[1:])
+            self.owner = np.arange(len(tensor))
+            self.n_samples = len(tensor)
+            self.meta = {}
+
+        def __len__(self):
+            return len(self.tensor_)
+
+        def __getitem__(self, i):
+            return self.tensor_[i]
+
+        def subset(self, units):
+            return Lazy(self.tensor_[torch.from_numpy(np.asarray(units))])
+
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(3))
+    runs = []
+    for train, val in ((TensorSampleSet(x[:240]), TensorSampleSet(x[240:])),
+                       (Lazy(x[:240]), Lazy(x[240:]))):
+        torch.manual_seed(0)
+        model = _TwoStages()
+        runs.append(train_model(model, train, val, TrainConfig(
+            epochs=3, batch_size=32, verbose=0, random_state=0)))
+    assert runs[0]["train_loss"] == pytest.approx(runs[1]["train_loss"], rel=1e-5)
+    assert runs[0]["val_loss"] == pytest.approx(runs[1]["val_loss"], rel=1e-5)

@@ -180,6 +180,20 @@ def _all_units(samples: SampleSet) -> torch.Tensor:
     return torch.stack([samples[i] for i in range(len(samples))])
 
 
+class _Permutation:
+    """A sampler: one seeded ``randperm`` per epoch, the same draws as the tensor path
+    (torch's ``RandomSampler`` draws a second permutation per epoch)."""
+
+    def __init__(self, n: int, gen: torch.Generator) -> None:
+        self.n, self.gen = n, gen
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.n, generator=self.gen).tolist())
+
+
 class _Batches:
     """Shuffled training batches of a sample set, one epoch per call.
 
@@ -199,12 +213,12 @@ class _Batches:
             self.tensor = samples.tensor.to(device) if self.pin else samples.tensor
             self.loader = None
         else:
-            from torch.utils.data import DataLoader, RandomSampler
+            from torch.utils.data import DataLoader
 
             self.tensor = None
             self.loader = DataLoader(
                 samples, batch_size=batch_size, num_workers=num_workers, pin_memory=self.pin,
-                sampler=RandomSampler(samples, generator=gen),
+                sampler=_Permutation(self.n, gen),
             )
 
     def __call__(self) -> Iterator[torch.Tensor]:

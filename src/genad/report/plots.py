@@ -392,10 +392,15 @@ def score_distribution_figure(
 def loss_figure(history: Mapping[str, Any]) -> str | None:
     """Training and validation loss per epoch, the kept (best) epoch marked.
 
+    Every other loss part of the history (``parts``: a VAE's ``nll`` and ``kl``, a GAN's
+    generator and discriminator losses) is drawn as a thin dashed line, and the start of
+    each phase after the first (``phases``) as a dotted line.
+
     Parameters
     ----------
     history : mapping
-        ``history_`` of a fitted detector (``train_loss``, ``val_loss``, ``best_epoch``).
+        ``history_`` of a fitted detector (``train_loss``, ``val_loss``, ``best_epoch``,
+        optional ``parts`` and ``phases``).
 
     Returns
     -------
@@ -405,6 +410,9 @@ def loss_figure(history: Mapping[str, Any]) -> str | None:
     Examples
     --------
     >>> loss_figure({"train_loss": [], "val_loss": []}) is None
+    True
+    >>> loss_figure({"train_loss": [3.0, 2.0], "val_loss": [3.1, 2.2], "best_epoch": 1,
+    ...              "parts": {"kl": [0.5, 0.7]}}).startswith("data:image/png;base64,")
     True
     """
     train = np.asarray(history.get("train_loss") or [], dtype=np.float64)
@@ -420,10 +428,22 @@ def loss_figure(history: Mapping[str, Any]) -> str | None:
             ax.plot(np.arange(1, val.size + 1), val, color="#e08a1e", lw=1.8,
                     label="validation loss (held-out normals)",
                     marker="o" if val.size < 15 else None, ms=3)
+        part_values = []
+        for name, values in sorted((history.get("parts") or {}).items()):
+            part = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+            if part.size and np.isfinite(part).any():
+                ax.plot(np.arange(1, part.size + 1), part, lw=1.0, ls="--",
+                        label=f"training {name}")
+                part_values.append(part[np.isfinite(part)])
+        start = 0
+        for phase in (history.get("phases") or [])[:-1]:
+            start += int(phase.get("epochs", 0))
+            ax.axvline(start + 0.5, color="#888888", ls=":", lw=1.0,
+                       label=f"end of phase {phase.get('name', '')!s}")
         if isinstance(best, (int, np.integer)) and 0 <= best < max(train.size, val.size):
             ax.axvline(best + 1, color=THRESHOLD_COLOR, ls="--", lw=1.2,
                        label=f"best epoch {best + 1} (weights kept)")
-        both = np.concatenate([train, val])
+        both = np.concatenate([train, val, *part_values])
         if use_log_scale(both, decades=1.5):
             _log_axis(ax, "y")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
