@@ -72,6 +72,8 @@ def test_bundle_is_a_safetensors_file_with_the_genad_document(bundle_path, table
     assert doc["versions"]["genad"] == genad.__version__
     assert len(doc["tensor_sha256"]) == 64
     assert [c["name"] for c in doc["adapter"]["columns"]] == list(table.columns)
+    assert doc["adapter_kind"] == "tabular"
+    assert doc["sample_shape"] == list(det.sample_shape_)
     # tensors: weights, scaling statistics, calibration scores
     assert any(k.startswith("model.") for k in tensors)
     assert {"adapter.center", "adapter.scale", "calibration.scores"} <= set(tensors)
@@ -253,7 +255,7 @@ def test_future_format_raises(bundle_path, tmp_path):
         doc["document_sha256"] = _document_digest(doc)  # a genuine newer file
 
     path = _rewrite(bundle_path, tmp_path / "future.genad", edit)
-    with pytest.raises(ModelFormatError, match=r"format 2.*upgrade genad"):
+    with pytest.raises(ModelFormatError, match=rf"format {FORMAT_VERSION + 1}.*upgrade genad"):
         genad.load(path)
 
 
@@ -396,7 +398,7 @@ def test_adapter_arrays_of_the_wrong_length_are_refused(bundle_path, tmp_path, n
                                    "adapter.params.missing", "params.missing"])
 def test_unknown_scaling_or_missing_policy_is_refused(bundle_path, tmp_path, where):
     path = _forge(bundle_path, tmp_path / "evil.genad", _set(where, "evil"))
-    with pytest.raises(ModelFormatError, match=rf"{re.escape(where)} must be one of"):
+    with pytest.raises(ModelFormatError, match=rf"{re.escape(where)} must be '"):
         genad.load(path)
 
 
@@ -470,7 +472,7 @@ _NAN = float("nan")
     ("fitted.hidden_sizes_", [1.5], "integer"),
     ("fitted.latent_dim_", True, "integer"),
     ("fitted.latent_dim_", 0, "integer"),
-    ("fitted.n_features_in_", 99, "adapter.input_columns"),
+    ("fitted.n_features_in_", 99, "fitted.n_features_in_ is 99 but the adapter"),
     ("fitted.n_epochs_", 1000, "history"),
     ("history.train_loss.0", _NAN, "finite"),
     ("history.epoch_seconds.0", -1.0, ">= 0"),
@@ -494,6 +496,12 @@ _NAN = float("nan")
     ("params.device", "no-such-device", "params.device"),
     ("detector", 5, "a string"),
     ("detector", "Detector", "unknown detector class"),
+    ("adapter_kind", "images", "adapter_kind 'images' is not a known adapter"),
+    ("adapter_kind", None, "adapter_kind must be a string"),
+    ("sample_shape", [99], r"sample_shape is \[99\] but the adapter state"),
+    ("sample_shape", [], "sample_shape must be a list of at least 1"),
+    ("sample_shape", [0], "sample_shape"),
+    ("adapter", [], "adapter must be an object"),
     ("versions.genad", 1, "a string"),
 ])
 def test_invalid_document_fields_are_refused(bundle_path, tmp_path, where, value, message):
@@ -581,6 +589,107 @@ def test_format1_bundles_written_before_validation_still_load(name):
     probe = pd.read_csv(_FIXTURES / "format1-input.csv")
     np.testing.assert_allclose(det.anomaly_score(probe), expected["scores"], rtol=1e-5,
                                atol=1e-7)
+
+
+def _as_format1(doc):
+    """A document as the code before format 2 wrote it: format 1, no kind, no shape."""
+    doc["genad_format"] = 1
+    del doc["adapter_kind"], doc["sample_shape"]
+
+
+def test_format1_documents_of_the_current_layout_still_load(bundle_path, tmp_path, table):
+    # main wrote format 1 with the adapter state's version 2 before adapter_kind existed
+    det = genad.load(_forge(bundle_path, tmp_path / "f1.genad", _as_format1))
+    assert det.sample_shape_ == genad.load(bundle_path).sample_shape_
+    np.testing.assert_array_equal(det.anomaly_score(table),
+                                  genad.load(bundle_path).anomaly_score(table))
+
+
+@pytest.mark.parametrize("field", ["adapter_kind", "sample_shape"])
+def test_format1_documents_refuse_the_format2_fields(bundle_path, tmp_path, field):
+    def edit(doc):
+        value = doc[field]
+        _as_format1(doc)
+        doc[field] = value
+
+    path = _forge(bundle_path, tmp_path / "mixed.genad", edit)
+    with pytest.raises(ModelFormatError, match=rf"{field} is not a known field"):
+        genad.load(path)
+
+
+def test_load_returns_the_class_the_file_names(bundle_path):
+    assert type(genad.Detector.load(bundle_path)) is genad.AutoEncoder
+    assert type(genad.AutoEncoder.load(bundle_path)) is genad.AutoEncoder
+    with pytest.raises(ModelFormatError, match="model.genad holds a AutoEncoder, not a VAE"):
+        genad.VAE.load(bundle_path)
+
+
+def test_a_document_without_n_features_in_disagrees_with_a_tabular_adapter(bundle_path,
+                                                                           tmp_path):
+    def edit(doc):
+        del doc["fitted"]["n_features_in_"]
+
+    with pytest.raises(ModelFormatError, match="n_features_in_ is None but the adapter"):
+        genad.load(_forge(bundle_path, tmp_path / "nin.genad", edit))
+
+
+# ----------------------------------------------------- the format on its own
+def _even_count(body, version):
+    from genad.bundle_schema import DocumentError
+
+    if body.get("count", 0) % 2:
+        raise DocumentError(f"count must be even, got {body['count']} (format {version})")
+
+
+def test_the_format_round_trips_any_body_and_tensors(tmp_path):
+    tensors = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+               "s": np.array([1.5, 2.5])}
+    path = genad.bundle.write(tmp_path / "plain", {"count": np.int64(2), "tags": ("a", "b")},
+                              tensors, versions={"genad": "9.9"}, key="k", check=_even_count)
+    assert path.name == "plain.genad"
+    doc = read_document(path, key="k", check=_even_count)
+    assert doc["count"] == 2 and doc["tags"] == ["a", "b"] and doc["versions"]["genad"] == "9.9"
+    assert set(doc) == {"count", "tags", *genad.bundle.ENVELOPE}
+    out = genad.bundle.read(path, doc, {"w": (torch.float32, (2, None)), "s": ("F64", (2,))})
+    assert torch.equal(out["w"], tensors["w"]) and out["s"].tolist() == [1.5, 2.5]
+    assert genad.bundle.read_header(path) == {"w": ("F32", (2, 3)), "s": ("F64", (2,))}
+
+
+def test_the_body_check_runs_on_write_and_on_read(tmp_path):
+    with pytest.raises(ModelFormatError, match="count must be even.*bug in genad"):
+        genad.bundle.write(tmp_path / "odd", {"count": 3}, {}, check=_even_count)
+    assert list(tmp_path.iterdir()) == []
+    path = genad.bundle.write(tmp_path / "odd", {"count": 3}, {})
+    assert read_document(path)["count"] == 3  # no check: the body is the caller's
+    with pytest.raises(ModelFormatError, match=r"odd\.genad: invalid model document: count"):
+        read_document(path, check=_even_count)
+
+
+@pytest.mark.parametrize("field", genad.bundle.ENVELOPE)
+def test_the_body_cannot_set_an_envelope_field(tmp_path, field):
+    with pytest.raises(ModelFormatError, match=f"sets '{field}'"):
+        genad.bundle.write(tmp_path / "env", {field: 1}, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("expected,message", [
+    ({"w": ("F32", (2, 4))}, r"'w' has shape \[2, 3\].*shape \[2, 4\]"),
+    ({"w": ("F64", (2, 3))}, "'w' is F32 in the file, not F64"),
+    ({"w": ("F32", (None,))}, "1-D shape with at least one entry"),
+    ({}, "tensor 'w' the document does not describe"),
+    ({"w": None, "v": None}, "'v' is missing"),
+])
+def test_read_refuses_a_header_that_differs_before_reading_data(tmp_path, monkeypatch,
+                                                                expected, message):
+    path = genad.bundle.write(tmp_path / "h", {}, {"w": torch.zeros(2, 3)})
+    doc = read_document(path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tensor data read before the header was checked")
+
+    monkeypatch.setattr(genad.bundle, "load_file", refuse)
+    with pytest.raises(ModelFormatError, match=message):
+        genad.bundle.read(path, doc, expected)
 
 
 # ---------------------------------------------------------------- signing

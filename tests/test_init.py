@@ -49,10 +49,10 @@ def test_every_public_name_resolves(name):
 
 
 def test_lazy_names_are_the_defining_objects():
-    from genad.bundle import load
+    from genad.detector import Detector
     from genad.estimators import MODELS, AutoEncoder
 
-    assert genad.load is load
+    assert genad.load == Detector.load  # the classmethod, bound to the base class
     assert genad.AutoEncoder is AutoEncoder
     assert genad.MODELS is MODELS
 
@@ -75,6 +75,9 @@ def test_type_checking_imports_match_the_registry():
                  and getattr(node.test, "id", None) == "TYPE_CHECKING")
     imported = {alias.name: node.module for node in block.body
                 if isinstance(node, ast.ImportFrom) for alias in node.names}
+    aliases = {target.id for node in block.body if isinstance(node, ast.Assign)
+               for target in node.targets}  # load = Detector.load
     for p in registry.PRESETS.values():
         assert imported.get(p.class_name) == p.module, p.name
-    assert set(imported) == set(genad._LAZY)
+    assert set(imported) | aliases == set(genad._LAZY)
+    assert aliases == set(genad._ATTRIBUTES)

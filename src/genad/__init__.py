@@ -24,7 +24,6 @@ from genad.errors import (
 from genad.registry import PRESETS as _PRESETS
 
 if TYPE_CHECKING:
-    from genad.bundle import load
     from genad.detector import Detector
     from genad.errors import NotFittedError
     from genad.estimators import (
@@ -35,18 +34,23 @@ if TYPE_CHECKING:
         PCAConvAutoEncoder,
     )
 
+    load = Detector.load
+
 __version__ = "0.1.0"
 
 #: Public name -> module that defines it, imported on first attribute access; the preset
 #: classes come from :mod:`genad.registry` (the ``TYPE_CHECKING`` imports above spell them
 #: out for type checkers, and a test checks they match)
 _LAZY: dict[str, str] = {
-    "load": "genad.bundle",
+    "load": "genad.detector",  # Detector.load (see _ATTRIBUTES)
     "Detector": "genad.detector",
     "MODELS": "genad.estimators",
     **{p.class_name: p.module for p in _PRESETS.values()},
     "NotFittedError": "genad.errors",  # subclasses scikit-learn's: imports it on first use
 }
+#: lazy names that are not a name of their module but an attribute path in it:
+#: ``genad.load`` is :meth:`Detector.load`, which returns the class the file names
+_ATTRIBUTES: dict[str, str] = {"load": "Detector.load"}
 
 __all__ = [
     "AutoEncoder",
@@ -69,7 +73,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'genad' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value: Any = importlib.import_module(module)
+    for part in _ATTRIBUTES.get(name, name).split("."):
+        value = getattr(value, part)
     globals()[name] = value  # later lookups skip this hook
     return value
 

@@ -1,33 +1,36 @@
-"""One-file model bundles: safetensors tensors + a JSON document in its metadata.
+"""The ``.genad`` file format: tensors in a safetensors file, one JSON document in its
+metadata, and the envelope that makes the pair checkable.
 
-Layout of ``NAME.genad`` (a plain safetensors file):
+This module knows the format and nothing of what a bundle describes: it imports no
+detector, adapter, model or preset. Its caller (:meth:`genad.Detector.save` and
+:meth:`genad.Detector.load`) builds the document's *body* and the tensors, and says what
+it expects to find; this module adds and checks the *envelope*:
 
-- tensors ``model.*`` (network weights and buffers), ``adapter.center`` and
-  ``adapter.scale`` (scaling statistics), ``calibration.scores`` (held-out normal scores);
-- metadata key ``"genad"``: a JSON document with ``genad_format``, the detector class
-  and parameters, the fitted attributes, the adapter schema, the training history,
-  library versions, ``tensor_sha256`` (SHA-256 of every tensor's name, dtype, shape and
-  bytes, in name order), an optional ``signature`` and ``document_sha256`` (of the rest
-  of the document).
+- ``genad_format``: the document format, refused when newer than :data:`FORMAT_VERSION`;
+- ``versions``: the libraries that wrote the file (the caller gives its own, e.g.
+  genad's; torch, numpy and python are added here);
+- ``tensor_sha256``: SHA-256 of every tensor's name, dtype, shape and bytes, in name order;
+- ``signature`` (optional): HMAC-SHA256 under a secret ``key`` of the document without
+  the signature and the document digest, so through ``tensor_sha256`` it covers the
+  tensors too;
+- ``document_sha256``: SHA-256 of the rest of the document.
 
-No pickle anywhere: loading parses JSON and raw tensors only and never runs code from
-the file. Nothing is trusted either. The document is checked against a schema
-(:mod:`genad.bundle_schema`: types, ranges, allowed keys and values), the detector is
-rebuilt from the parameters its class accepts and only those, each fitted attribute is
-set by name after its check, and the tensors' names, shapes and dtypes are compared
-with the network the document describes *before* any tensor is read or any network
-built, so a small file cannot make the loader allocate gigabytes.
+Four operations: :func:`write` (atomic: a temporary file renamed over the target),
+:func:`read_document` (the document, with its envelope checked and the caller's
+``check`` of the body applied, before any tensor is read), :func:`read_header` (each
+tensor's dtype and shape, no data read) and :func:`read` (the tensors, after their names,
+dtypes and shapes in the header matched what the caller expects, so that a small file
+cannot make the caller allocate a large network; then the tensor digest).
 
-The two digests are stored in the file they describe: they detect corruption (a
-truncated download, a flipped bit), **not tampering**, since whoever edits the file can
-recompute them. For authenticity, save with a ``key``: the document then carries an
-HMAC-SHA256 signature over the document and, through ``tensor_sha256``, the tensors;
-``load(path, key=...)`` refuses an unsigned file or one whose signature does not match.
-A load without a key still reads a signed file (the digests are checked, the signature
-is not). See ``docs/bundle.md``.
+No pickle anywhere: reading parses JSON and raw little-endian numbers and never runs code
+from the file. The digests detect corruption (a truncated download, a flipped bit), **not
+tampering**: whoever edits the file can recompute them. For authenticity, write with a
+``key`` and read with the same key: an unsigned file, or one signed with another key or
+changed after signing, is refused. A read without a key still reads a signed file (the
+digests are checked, the signature is not). See ``docs/bundle.md``.
 
-A truncated, corrupt, edited-into-nonsense, wrongly signed or newer-format file raises
-:class:`~genad.errors.ModelFormatError`.
+Every failure to read raises :class:`~genad.errors.ModelFormatError` naming the file;
+a failure to write raises :class:`~genad.errors.OutputError` naming the path.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ import hashlib
 import hmac
 import json
 import platform
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,34 +51,72 @@ from safetensors.torch import load_file, save_file
 from genad._io import atomic_path
 from genad.bundle_schema import (
     FORMAT_VERSION,
-    MISSING_POLICIES,
-    SCALINGS,
     DocumentError,
-    encoded_width,
-    numeric_columns,
-    validate_document,
+    enum,
+    hexdigest,
+    integer,
+    obj,
+    string,
 )
 from genad.errors import InvalidInputError, ModelFormatError, OutputError
 
-if TYPE_CHECKING:
-    from genad.detector import Detector
+__all__ = [
+    "FORMAT_VERSION",
+    "ENVELOPE",
+    "EDITED",
+    "TensorSpec",
+    "write",
+    "read_document",
+    "read_header",
+    "read",
+    "invalid",
+]
 
-__all__ = ["FORMAT_VERSION", "save_detector", "load", "read_document"]
-
-_FITTED = ("hidden_sizes_", "latent_dim_", "n_features_in_", "n_epochs_", "threshold_",
-           "threshold_method_", "threshold_setting_")
+#: the document fields this module writes and checks; the caller owns every other field
+ENVELOPE = ("genad_format", "versions", "tensor_sha256", "signature", "document_sha256")
+#: the advice that ends a message about a file whose content is wrong
+EDITED = "the file is damaged or was edited; save or train the model again"
+#: a tensor the caller expects: its dtype (a torch or numpy dtype, or a safetensors name
+#: such as ``"F64"``) and its shape, where ``None`` stands for any size >= 1
+TensorSpec = tuple[Any, tuple[int | None, ...]]
+#: the signature covers this prefix and the canonical JSON of the signed fields
 _SIGNED_PREFIX = b"genad-bundle-hmac-sha256\n"
 #: safetensors' dtype names
 _DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16",
            torch.bfloat16: "BF16", torch.int64: "I64", torch.int32: "I32",
            torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
-_EDITED = "the file is damaged or was edited; save or train the model again"
-#: a tensor's expected dtype name and shape (None: any 1-D shape with at least one entry)
-Spec = tuple[str, tuple[int, ...] | None]
+
+_CHECK_ENVELOPE = obj(
+    {
+        "genad_format": integer(1, FORMAT_VERSION),
+        "versions": obj({"genad": string, "torch": string, "numpy": string,
+                         "python": string}),
+        "tensor_sha256": hexdigest,
+        "document_sha256": hexdigest,
+    },
+    {"signature": obj({"alg": enum("hmac-sha256"), "value": hexdigest})},
+)
+
+#: ``check(body, genad_format)``: validates the caller's part of a document, raising
+#: :class:`~genad.bundle_schema.DocumentError` naming the field
+BodyCheck = Callable[[dict[str, Any], int], None]
 
 
+def invalid(path: str | Path, problem: object) -> ModelFormatError:
+    """The error for a bundle whose content is wrong: names the file, the problem and
+    what to do.
+
+    Examples
+    --------
+    >>> str(invalid("m.genad", "fitted.threshold_ must be a finite number, got nan"))
+    'm.genad: invalid model: fitted.threshold_ must be a finite number, got nan; the file is damaged or was edited; save or train the model again'
+    """  # noqa: E501
+    return ModelFormatError(f"{path}: invalid model: {problem}; {EDITED}")
+
+
+# ------------------------------------------------------------------ digests
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
@@ -85,16 +127,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _params_document(detector: Detector) -> dict[str, Any]:
-    """The constructor parameters as JSON: an adapter as its kind and parameters."""
-    params = detector.get_params(deep=False)
-    adapter = params.get("adapter")
-    if adapter is not None:
-        params["adapter"] = {"kind": adapter.kind, "params": adapter.get_params(deep=False)}
-    return _jsonable(params)
-
-
-def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+def _tensor_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -105,7 +138,7 @@ def _tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _document_digest(doc: dict[str, Any]) -> str:
+def _document_digest(doc: Mapping[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "document_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -121,7 +154,7 @@ def _key_bytes(key: str | bytes) -> bytes:
     return bytes(key)
 
 
-def _signature(doc: dict[str, Any], key: str | bytes) -> str:
+def _signature(doc: Mapping[str, Any], key: str | bytes) -> str:
     """HMAC-SHA256 over the document without its signature and document digest.
 
     The document holds ``tensor_sha256``, so the signature covers the tensors too.
@@ -146,19 +179,39 @@ def _check_signature(path: Path, doc: dict[str, Any], key: str | bytes) -> None:
         )
 
 
-# ------------------------------------------------------------------- save
-def save_detector(detector: Detector, path: str | Path, *, key: str | bytes | None = None) -> Path:
-    """Write a fitted detector to ``path`` (``.genad`` is appended when missing).
+def _check(doc: dict[str, Any], check: BodyCheck | None) -> None:
+    """The envelope's fields, then the caller's check of the body (envelope removed)."""
+    _CHECK_ENVELOPE({k: v for k, v in doc.items() if k in ENVELOPE}, "the document")
+    if check is not None:
+        check({k: v for k, v in doc.items() if k not in ENVELOPE}, doc["genad_format"])
+
+
+# ------------------------------------------------------------------ write
+def write(path: str | Path, document: Mapping[str, Any],
+          tensors: Mapping[str, torch.Tensor | np.ndarray], *,
+          versions: Mapping[str, str] | None = None, key: str | bytes | None = None,
+          check: BodyCheck | None = None) -> Path:
+    """Write a bundle: ``tensors`` and ``document`` with its envelope added.
 
     Parameters
     ----------
-    detector : Detector
-        A fitted detector.
     path : str or Path
-        Target file; its folder is created when missing. The file is written to a
-        temporary file beside it, then renamed, so a failed save leaves no partial file.
+        Target file; ``.genad`` is appended when missing and its folder is created. The
+        file is written beside it under a temporary name, then renamed, so a reader never
+        sees a half-written file and a failed write leaves the previous file untouched.
+    document : mapping
+        The body: JSON-compatible values (numpy scalars and arrays are converted); none
+        of the :data:`ENVELOPE` fields.
+    tensors : mapping of str to Tensor or ndarray
+        Stored as they are (moved to the CPU, made contiguous).
+    versions : mapping of str to str, optional
+        The caller's versions (genad's); torch, numpy and python are added.
     key : str or bytes, optional
-        Sign the bundle with HMAC-SHA256 under this key (see :func:`load`).
+        Sign the document (HMAC-SHA256) with this key.
+    check : callable, optional
+        ``check(body, genad_format)``, the check :func:`read_document` will apply: run
+        on the document as it will be read back, so a file that its reader would refuse
+        is never written.
 
     Returns
     -------
@@ -168,54 +221,61 @@ def save_detector(detector: Detector, path: str | Path, *, key: str | bytes | No
     Raises
     ------
     OutputError
-        The file cannot be written (an unwritable folder, a full or read-only disk); the
-        message names the path.
-    """
-    import genad
+        The file cannot be written (an unwritable folder, a full or read-only disk).
+    InvalidInputError
+        ``key`` is empty or not text.
+    ModelFormatError
+        The document fails ``check`` or holds envelope fields (a bug in the caller).
 
+    Examples
+    --------
+    >>> import tempfile, os, torch
+    >>> path = write(os.path.join(tempfile.mkdtemp(), "x"), {"note": "hi"},
+    ...              {"w": torch.ones(2)}, versions={"genad": "0"})
+    >>> read_document(path)["note"], read(path, read_document(path), {"w": ("F32", (2,))})
+    ('hi', {'w': tensor([1., 1.])})
+    """
     path = Path(path)
     if path.suffix != ".genad":
         path = path.with_name(path.name + ".genad")
-    adapter_doc, adapter_arrays = detector.adapter_.get_state()
-    tensors: dict[str, torch.Tensor] = {
-        f"model.{k}": v.detach().cpu().contiguous() for k, v in detector.model_.state_dict().items()
+    clash = sorted(set(document) & set(ENVELOPE))
+    if clash:
+        raise ModelFormatError(f"cannot save {path}: the document sets {clash[0]!r}, a field "
+                               "of the envelope; this is a bug in genad")
+    stored = {
+        name: (t.detach().cpu().contiguous() if isinstance(t, torch.Tensor)
+               else torch.from_numpy(np.ascontiguousarray(t)))
+        for name, t in tensors.items()
     }
-    for k, v in adapter_arrays.items():
-        tensors[f"adapter.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
-    tensors["calibration.scores"] = torch.from_numpy(
-        np.ascontiguousarray(detector.calibration_scores_, dtype=np.float64)
-    )
-    doc: dict[str, Any] = {
-        "genad_format": FORMAT_VERSION,
-        "detector": type(detector).__name__,
-        "params": _params_document(detector),
-        "fitted": {k: _jsonable(getattr(detector, k)) for k in _FITTED},
-        "feature_names_in": _jsonable(getattr(detector, "feature_names_in_", None)),
-        "adapter": _jsonable(adapter_doc),
-        "history": _jsonable(detector.history_),
-        "versions": {"genad": genad.__version__, "torch": torch.__version__,
-                     "numpy": np.__version__, "python": platform.python_version()},
-        "tensor_sha256": _tensor_digest(tensors),
-    }
+    doc: dict[str, Any] = {"genad_format": FORMAT_VERSION, **_jsonable(document)}
+    doc["versions"] = {"genad": "unknown", **dict(versions or {}), "torch": torch.__version__,
+                       "numpy": np.__version__, "python": platform.python_version()}
+    doc["tensor_sha256"] = _tensor_digest(stored)
     if key is not None:
         doc["signature"] = {"alg": "hmac-sha256", "value": _signature(doc, key)}
     doc["document_sha256"] = _document_digest(doc)
     text = json.dumps(doc)
-    try:  # what save writes, load must read: a schema out of date with the code is a bug
-        validate_document(json.loads(text))
+    try:  # what is written must read back: a check out of step with the writer is a bug
+        _check(json.loads(text), check)
     except DocumentError as exc:
         raise ModelFormatError(f"cannot save {path}: {exc}; this is a bug in genad") from exc
     with atomic_path(path) as tmp:
         try:
-            save_file(tensors, str(tmp), metadata={"genad": text})
+            save_file(stored, str(tmp), metadata={"genad": text})
         except SafetensorError as exc:
             raise OutputError(f"cannot write {path}: {exc}", path) from exc
     return path
 
 
 # ------------------------------------------------------------------- read
-def read_document(path: str | Path, *, key: str | bytes | None = None) -> dict[str, Any]:
-    """The validated JSON document of a bundle (no tensor is read).
+def read_document(path: str | Path, *, key: str | bytes | None = None,
+                  check: BodyCheck | None = None) -> dict[str, Any]:
+    """A bundle's JSON document, checked; no tensor is read.
+
+    In order: the file is a safetensors file with a ``"genad"`` document, which parses
+    as a JSON object; ``genad_format`` is a format this genad reads; ``document_sha256``
+    matches; the envelope's fields are well formed; ``check`` accepts the body; with a
+    key, the signature matches.
 
     Parameters
     ----------
@@ -223,17 +283,22 @@ def read_document(path: str | Path, *, key: str | bytes | None = None) -> dict[s
         A ``.genad`` file.
     key : str or bytes, optional
         When given, the document must carry a signature made with this key.
+    check : callable, optional
+        ``check(body, genad_format)`` validates the rest of the document (the fields
+        that are not in :data:`ENVELOPE`), raising
+        :class:`~genad.bundle_schema.DocumentError`. Without it the body is returned
+        unchecked: :meth:`genad.Detector.load` passes the detector's check.
 
     Returns
     -------
     dict
-        The document, checked against :mod:`genad.bundle_schema` and its digest.
+        The whole document, envelope included.
 
     Raises
     ------
     ModelFormatError
         The file is missing, unreadable, not a genad model, from a newer format, modified
-        (digest), invalid (schema), or, with a key, unsigned or signed with another key.
+        (digest), invalid, or, with a key, unsigned or signed with another key.
     """
     path = Path(path)
     if not path.exists():
@@ -254,7 +319,7 @@ def read_document(path: str | Path, *, key: str | bytes | None = None) -> dict[s
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFormatError(
             f"{path}: the model document has no valid genad_format version "
-            f"(a positive integer), got {version!r}; {_EDITED}"
+            f"(a positive integer), got {version!r}; {EDITED}"
         )
     if version > FORMAT_VERSION:
         raise ModelFormatError(
@@ -269,9 +334,9 @@ def read_document(path: str | Path, *, key: str | bytes | None = None) -> dict[s
     if doc.get("document_sha256") != digest:
         raise ModelFormatError(f"{path}: the model document was modified (checksum mismatch)")
     try:
-        validate_document(doc)
+        _check(doc, check)
     except DocumentError as exc:
-        raise ModelFormatError(f"{path}: invalid model document: {exc}; {_EDITED}") from exc
+        raise ModelFormatError(f"{path}: invalid model document: {exc}; {EDITED}") from exc
     if key is not None:
         _check_signature(path, doc, key)
     return doc
@@ -291,165 +356,14 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     return doc
 
 
-# ------------------------------------------------------------------- load
-def load(path: str | Path, *, key: str | bytes | None = None) -> Detector:
-    """Load a detector saved with :meth:`Detector.save`, on the CPU.
-
-    Parameters
-    ----------
-    path : str or Path
-        A ``.genad`` file.
-    key : str or bytes, optional
-        Accept only a bundle signed with this key (``detector.save(path, key=...)``).
-        Without a key a signed bundle loads too; its signature is then not checked.
-
-    Returns
-    -------
-    Detector
-        The fitted detector, ready to score.
+def read_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's safetensors dtype name and shape, from the header; no data is read.
 
     Raises
     ------
     ModelFormatError
-        The file is missing, unreadable, truncated, modified, invalid, from a newer
-        format, or, with a key, unsigned or signed with another key.
-
-    Examples
-    --------
-    >>> import numpy as np, genad, tempfile, os
-    >>> X = np.random.default_rng(0).normal(size=(100, 3))
-    >>> det = genad.AutoEncoder(epochs=2, random_state=0, verbose=0).fit(X)
-    >>> path = det.save(os.path.join(tempfile.mkdtemp(), "model.genad"), key="secret")
-    >>> bool(np.array_equal(genad.load(path, key="secret").anomaly_score(X),
-    ...                     det.anomaly_score(X)))
-    True
+        The header is unreadable or truncated.
     """
-    import genad.estimators  # noqa: F401  (defining the detectors registers them)
-
-    path = Path(path)
-    doc = read_document(path, key=key)
-    try:
-        return _rebuild(path, doc)
-    except DocumentError as exc:
-        raise ModelFormatError(f"{path}: invalid model: {exc}; {_EDITED}") from exc
-
-
-def _rebuild(path: Path, doc: dict[str, Any]) -> Detector:
-    """The detector a validated document describes, with the file's tensors."""
-    from genad.data.tabular import TabularAdapter
-
-    header = _header(path)
-    det = _detector(doc)
-    n_features = encoded_width(doc["adapter"])
-    _check_header(header, _expected_tensors(det, doc, n_features, header))
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise ModelFormatError(f"{path}: tensors unreadable or truncated ({exc})") from exc
-    if _tensor_digest(tensors) != doc["tensor_sha256"]:
-        raise ModelFormatError(f"{path}: the model weights were modified (checksum mismatch)")
-    arrays = {name: tensors[f"adapter.{name}"].numpy() for name in ("center", "scale")}
-    _check_values("adapter.center", arrays["center"])
-    _check_values("adapter.scale", arrays["scale"], positive=True)
-    scores = tensors["calibration.scores"].numpy()
-    _check_values("calibration.scores", scores)
-    try:
-        adapter = TabularAdapter.from_state(doc["adapter"], arrays)
-        model = det._build_model((n_features,))
-        state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        model.load_state_dict(state, strict=True)
-    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
-        raise ModelFormatError(f"{path}: the model cannot be rebuilt ({exc})") from exc
-    if adapter.n_features_out_ != n_features:  # encoded_width out of step with the adapter
-        raise ModelFormatError(f"{path}: the adapter encodes {adapter.n_features_out_} "
-                               f"features, not {n_features}; this is a bug in genad")
-    det.adapter_ = adapter
-    det.sample_shape_ = (n_features,)
-    det.calibration_scores_ = scores.astype(np.float64)
-    model.eval()
-    det.model_ = model
-    return det
-
-
-def _detector(doc: dict[str, Any]) -> Detector:
-    """An unfitted detector of the document's class and parameters, with its fitted
-    attributes set one by one (the network and adapter come later)."""
-    from genad.detector import Detector
-
-    cls = Detector._registry.get(doc["detector"])
-    if cls is None:
-        raise DocumentError(f"unknown detector class {doc['detector']!r}")
-    params = dict(doc["params"])
-    allowed = cls._get_param_names()
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise DocumentError(f"params.{unknown[0]} is not a parameter of {cls.__name__}")
-    _check_adapter_params(params)
-    if params.get("adapter") is not None:
-        params["adapter"] = _adapter_param(params["adapter"])
-    device = params.pop("device", "auto")
-    if device != "auto":
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError, ValueError):
-            raise DocumentError(f"params.device {device!r} is not a torch device") from None
-    det = cls(**params, device="cpu")  # a model trained on a GPU loads on any machine
-    try:
-        det._check_params()
-    except InvalidInputError as exc:
-        raise DocumentError(f"params: {exc}") from None
-    det.device = device
-
-    fitted = doc["fitted"]
-    det.hidden_sizes_ = [int(h) for h in fitted["hidden_sizes_"]]
-    det.latent_dim_ = int(fitted["latent_dim_"])
-    det.n_features_in_ = int(fitted["n_features_in_"])
-    det.n_epochs_ = int(fitted["n_epochs_"])
-    setting = fitted["threshold_setting_"]
-    det._set_threshold(float(fitted["threshold_"]), fitted["threshold_method_"],
-                       None if setting is None else float(setting))
-    if doc["feature_names_in"] is not None:
-        det.feature_names_in_ = np.asarray(doc["feature_names_in"], dtype=object)
-    det.history_ = {k: list(v) if isinstance(v, list) else v for k, v in doc["history"].items()}
-    return det
-
-
-def _adapter_param(value: Any) -> Any:
-    """The unfitted adapter a document's ``params.adapter`` describes."""
-    from genad.data.base import ADAPTERS, _load_adapters
-
-    _load_adapters()
-    if not (isinstance(value, dict) and set(value) == {"kind", "params"}
-            and isinstance(value["params"], dict)):
-        raise DocumentError("params.adapter must be an object with a kind and params")
-    cls = ADAPTERS.get(value["kind"])
-    if cls is None:
-        raise DocumentError(f"params.adapter.kind {value['kind']!r} is not a known adapter")
-    inner = dict(value["params"])
-    unknown = sorted(set(inner) - set(cls._get_param_names()))
-    if unknown:
-        raise DocumentError(f"params.adapter.params.{unknown[0]} is not a parameter of "
-                            f"{cls.__name__}")
-    _check_adapter_params(inner, "params.adapter.params")
-    return cls(**inner)
-
-
-def _check_adapter_params(params: dict[str, Any], where: str = "params") -> None:
-    """The detector parameters that only the adapter checks (in ``fit``)."""
-    checks = {"missing": MISSING_POLICIES, "scaling": SCALINGS}
-    for name, choices in checks.items():
-        if name in params and params[name] is not None and params[name] not in choices:
-            raise DocumentError(f"{where}.{name} must be one of "
-                                f"{', '.join(map(repr, choices))}, got {params[name]!r}")
-    columns = params.get("categorical_columns")
-    if columns is not None and not (isinstance(columns, list)
-                                    and all(isinstance(c, str) for c in columns)):
-        raise DocumentError(f"{where}.categorical_columns must be a list of column names")
-
-
-# --------------------------------------------------------- tensor headers
-def _header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Each tensor's dtype and shape, from the safetensors header (no data read)."""
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
@@ -458,63 +372,74 @@ def _header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise ModelFormatError(f"{path}: tensors unreadable or truncated ({exc})") from exc
 
 
-def _expected_tensors(det: Detector, doc: dict[str, Any], n_features: int,
-                      header: dict[str, tuple[str, tuple[int, ...]]]) -> dict[str, Spec]:
-    """Names, dtypes and shapes of the tensors the document describes.
+def read(path: str | Path, document: Mapping[str, Any],
+         expected: Mapping[str, TensorSpec | None]) -> dict[str, torch.Tensor]:
+    """The tensors of a bundle, on the CPU, once the header matches ``expected``.
 
-    The network is built on the ``meta`` device: it has shapes but no storage, so a
-    document describing a huge network costs nothing.
+    Parameters
+    ----------
+    path : str or Path
+        A ``.genad`` file.
+    document : mapping
+        Its document, from :func:`read_document` (for ``tensor_sha256``).
+    expected : mapping of str to (dtype, shape) or None
+        Every tensor the file must hold, and no other: its dtype and shape (``None`` in
+        a shape: any size >= 1), or ``None`` for any dtype and shape. Compared with the
+        header before any tensor is read.
+
+    Returns
+    -------
+    dict of str to Tensor
+
+    Raises
+    ------
+    ModelFormatError
+        A tensor is missing, extra, of another dtype or shape, unreadable, or the tensors
+        do not match ``tensor_sha256``.
     """
-    n_stored = sum(k.startswith("model.") for k in header)
-    if len(det.hidden_sizes_) > n_stored:  # each layer has at least one tensor
-        raise DocumentError(
-            f"fitted.hidden_sizes_ describes {len(det.hidden_sizes_)} layers but the file "
-            f"holds {n_stored} network tensors"
-        )
+    path = Path(path)
+    problem = _header_problem(read_header(path), expected)
+    if problem is not None:
+        raise invalid(path, problem)
     try:
-        with torch.device("meta"):
-            model = det._build_model((n_features,))
-    except DocumentError:
-        raise
+        tensors = load_file(str(path), device="cpu")
     except Exception as exc:
-        raise DocumentError(f"the network it describes cannot be built ({exc})") from None
-    expected: dict[str, Spec] = {
-        f"model.{k}": (_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape))
-        for k, v in model.state_dict().items()
-    }
-    n_numeric = numeric_columns(doc["adapter"])
-    expected["adapter.center"] = ("F64", (n_numeric,))
-    expected["adapter.scale"] = ("F64", (n_numeric,))
-    expected["calibration.scores"] = ("F64", None)
-    return expected
+        raise ModelFormatError(f"{path}: tensors unreadable or truncated ({exc})") from exc
+    if _tensor_digest(tensors) != document.get("tensor_sha256"):
+        raise ModelFormatError(f"{path}: the model weights were modified (checksum mismatch)")
+    return tensors
 
 
-def _check_header(header: dict[str, tuple[str, tuple[int, ...]]],
-                  expected: dict[str, Spec]) -> None:
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, str):
+        return dtype
+    if not isinstance(dtype, torch.dtype):
+        dtype = torch.from_numpy(np.empty(0, dtype=np.dtype(dtype))).dtype
+    return _DTYPES.get(dtype, str(dtype))
+
+
+def _describe(shape: tuple[int | None, ...]) -> str:
+    if shape and all(d is None for d in shape):
+        return f"a {len(shape)}-D shape with at least one entry"
+    return "shape [" + ", ".join("n" if d is None else str(d) for d in shape) + "]"
+
+
+def _header_problem(header: Mapping[str, tuple[str, tuple[int, ...]]],
+                    expected: Mapping[str, TensorSpec | None]) -> str | None:
     for name in sorted(set(header) | set(expected)):
         if name not in expected:
-            raise DocumentError(f"the file holds a tensor {name!r} the document does not describe")
+            return f"the file holds a tensor {name!r} the document does not describe"
         if name not in header:
-            raise DocumentError(f"the tensor {name!r} is missing from the file")
-        (dtype, shape), (want_dtype, want_shape) = header[name], expected[name]
-        if want_shape is None:
-            ok = len(shape) == 1 and shape[0] >= 1
-            want = "a 1-D shape with at least one entry"
-        else:
-            ok = shape == want_shape
-            want = f"shape {list(want_shape)}"
+            return f"the tensor {name!r} is missing from the file"
+        spec = expected[name]
+        if spec is None:
+            continue
+        (dtype, shape), want_shape = header[name], tuple(spec[1])
+        ok = len(shape) == len(want_shape) and all(
+            s >= 1 if w is None else s == w for s, w in zip(shape, want_shape, strict=True))
         if not ok:
-            raise DocumentError(f"tensor {name!r} has shape {list(shape)} in the file, but the "
-                                f"document describes {want}")
-        if dtype != want_dtype:
-            raise DocumentError(f"tensor {name!r} is {dtype} in the file, not {want_dtype}")
-
-
-def _check_values(name: str, values: np.ndarray, *, positive: bool = False) -> None:
-    bad = ~np.isfinite(values)
-    if positive:
-        bad |= ~(values > 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        what = "finite and positive" if positive else "finite"
-        raise DocumentError(f"tensor {name!r} must be {what}, but entry {i} is {values[i]!r}")
+            return (f"tensor {name!r} has shape {list(shape)} in the file, but the document "
+                    f"describes {_describe(want_shape)}")
+        if dtype != _dtype_name(spec[0]):
+            return f"tensor {name!r} is {dtype} in the file, not {_dtype_name(spec[0])}"
+    return None

@@ -1,15 +1,22 @@
-"""The schema of the JSON document inside a ``.genad`` bundle.
+"""Schema helpers for the JSON document inside a ``.genad`` bundle, and the schema of its
+detector-level fields.
 
-Every field a loader reads is listed here with its type, range or allowed values;
-a key that is not listed is refused, at every level. :func:`validate_document` checks
-a parsed document against the schema and the fields against each other (one length per
-epoch, column names that exist, ...). It raises :class:`DocumentError` naming the field,
-for example ``fitted.threshold_ must be a finite number, got nan``.
+A document has three owners. :mod:`genad.bundle` checks the *envelope*
+(``genad_format``, ``versions``, the digests, the signature). :func:`validate_document`
+here checks the detector's fields: the class name, the constructor parameters, the
+fitted attributes, the training history and, from format 2, the adapter's kind and the
+shape of one sample. The ``adapter`` field is the adapter's own state: the adapter class
+checks it (:meth:`genad.data.TabularAdapter.check_state`), with the helpers below.
 
-The checks here need nothing but the document. What needs the detector class (its
-parameters) or the tensors (their shapes and values) is checked by
-:func:`genad.bundle.load`, before any network is built. ``docs/bundle.md`` describes the
-whole format.
+Every field is listed with its type, range or allowed values, and a key that is not
+listed is refused, at every level. A failed check raises :class:`DocumentError` naming
+the field, for example ``fitted.threshold_ must be a finite number, got nan``. What needs
+the detector class (its parameters) or the tensors (their shapes and values) is checked
+by :meth:`genad.Detector.load`, before any network is built. ``docs/bundle.md`` describes
+the whole format.
+
+This module imports nothing of genad but its errors, so that the bundle, the detector
+and the adapters can all use it.
 """
 
 from __future__ import annotations
@@ -26,21 +33,25 @@ __all__ = [
     "THRESHOLD_METHODS",
     "DocumentError",
     "validate_document",
-    "encoded_width",
-    "numeric_columns",
+    "integer",
+    "number",
+    "boolean",
+    "string",
+    "scalar",
+    "category",
+    "hexdigest",
+    "enum",
+    "nullable",
+    "list_of",
+    "obj",
+    "json_object",
 ]
 
-#: the newest document format this genad reads and the one it writes
-FORMAT_VERSION = 1
+#: the newest document format this genad reads and the one it writes. 1: genad 0.1.0
+#: (tables only); 2: adds ``adapter_kind`` and ``sample_shape``
+FORMAT_VERSION = 2
 #: how ``threshold_`` was set (see :meth:`genad.Detector.calibrate`)
 THRESHOLD_METHODS = ("target_fpr", "contamination", "f1_optimal")
-COLUMN_KINDS = ("numeric", "boolean", "categorical")
-SCALINGS = ("robust", "standard")
-MISSING_POLICIES = ("impute", "raise")
-INPUT_KINDS = ("dataframe", "array")
-SIGNATURE_ALGORITHMS = ("hmac-sha256",)
-#: newest ``adapter.version`` (:meth:`genad.data.TabularAdapter.get_state`; absent: 1)
-ADAPTER_STATE_VERSION = 2
 _MAX_SIZE = 2**31 - 1  # layer widths, counts: anything larger cannot be a real network
 
 Check = Callable[[Any, str], None]
@@ -189,6 +200,12 @@ def obj(required: Mapping[str, Check], optional: Mapping[str, Check] | None = No
     return check
 
 
+def json_object(value: Any, where: str) -> None:
+    """A JSON object, its fields left to another check (an adapter's state)."""
+    if not isinstance(value, dict):
+        raise _fail(where, "an object", value)
+
+
 def _join(where: str, key: str) -> str:
     return key if where == "the document" else f"{where}.{key}"
 
@@ -229,37 +246,17 @@ def _parts(value: Any, where: str) -> None:
 _FINITE = number()
 _SIZE = integer(1)
 
-_COLUMN = obj({
-    "name": string,
-    "kind": enum(*COLUMN_KINDS),
-    "indicator": boolean,
-    "categories": list_of(category, unique=True),
-    "median": _FINITE,
-})
-
-_ADAPTER = obj({
-    "params": obj({
-        "categorical_columns": nullable(list_of(string)),
-        "missing": enum(*MISSING_POLICIES),
-        "scaling": enum(*SCALINGS),
-        "max_int_categories": integer(0),
-        "max_categories": integer(1),
-    }),
-    "input_kind": enum(*INPUT_KINDS),
-    "input_columns": list_of(string, min_len=1, unique=True),
-    "dropped_columns": list_of(string, unique=True),
-    "columns": list_of(_COLUMN, min_len=1),
-}, {"version": integer(1, ADAPTER_STATE_VERSION)})
-
-_FITTED = obj({
-    "hidden_sizes_": list_of(_SIZE),
-    "latent_dim_": _SIZE,
-    "n_features_in_": _SIZE,
-    "n_epochs_": _SIZE,
-    "threshold_": _FINITE,
-    "threshold_method_": enum(*THRESHOLD_METHODS),
-    "threshold_setting_": nullable(number(open_range=(0.0, 1.0))),
-})
+_FITTED = obj(
+    {
+        "hidden_sizes_": list_of(_SIZE),
+        "latent_dim_": _SIZE,
+        "n_epochs_": _SIZE,
+        "threshold_": _FINITE,
+        "threshold_method_": enum(*THRESHOLD_METHODS),
+        "threshold_setting_": nullable(number(open_range=(0.0, 1.0))),
+    },
+    {"n_features_in_": _SIZE},  # set when the adapter counts input features (tables do)
+)
 
 _HISTORY = obj(
     {
@@ -278,35 +275,33 @@ _HISTORY = obj(
     },
 )
 
-_VERSIONS = obj({"genad": string, "torch": string, "numpy": string, "python": string})
-
-SIGNATURE = obj({"alg": enum(*SIGNATURE_ALGORITHMS), "value": hexdigest})
-
-DOCUMENT = obj(
-    {
-        "genad_format": integer(1, FORMAT_VERSION),
-        "detector": string,
-        "params": _params,
-        "fitted": _FITTED,
-        "feature_names_in": nullable(list_of(string)),
-        "adapter": _ADAPTER,
-        "history": _HISTORY,
-        "versions": _VERSIONS,
-        "tensor_sha256": hexdigest,
-        "document_sha256": hexdigest,
-    },
-    {"signature": SIGNATURE},
-)
+#: the detector's fields of a format-1 document (genad 0.1.0: tables only)
+_BODY_1 = {
+    "detector": string,
+    "params": _params,
+    "fitted": _FITTED,
+    "feature_names_in": nullable(list_of(string)),
+    "adapter": json_object,
+    "history": _HISTORY,
+}
+#: format 2 names the adapter's kind and the shape of one sample (one network input)
+_BODY = {
+    1: obj(_BODY_1),
+    2: obj({**_BODY_1, "adapter_kind": string, "sample_shape": list_of(_SIZE, min_len=1)}),
+}
 
 
 # -------------------------------------------------------------- the checks
-def validate_document(doc: Any) -> None:
-    """Check a parsed model document against the schema and for internal consistency.
+def validate_document(body: Any, version: int = FORMAT_VERSION) -> None:
+    """Check the detector's fields of a parsed model document, and their consistency.
 
     Parameters
     ----------
-    doc : object
-        The parsed JSON document.
+    body : object
+        The parsed JSON document without its envelope (``genad_format``, ``versions``,
+        the digests and the signature, which :mod:`genad.bundle` checks).
+    version : int, default FORMAT_VERSION
+        The document's ``genad_format``.
 
     Raises
     ------
@@ -321,10 +316,12 @@ def validate_document(doc: Any) -> None:
     ...
     genad.bundle_schema.DocumentError: the document must be an object, got []
     """
-    DOCUMENT(doc, "the document")
-    _check_history(doc["history"], doc["fitted"])
-    _check_threshold(doc["fitted"])
-    _check_adapter(doc["adapter"], doc["fitted"], doc["feature_names_in"])
+    schema = _BODY.get(version)
+    if schema is None:
+        raise DocumentError(f"genad_format {version} is not a format this genad reads")
+    schema(body, "the document")
+    _check_history(body["history"], body["fitted"])
+    _check_threshold(body["fitted"])
 
 
 def _check_history(history: dict[str, Any], fitted: dict[str, Any]) -> None:
@@ -346,59 +343,3 @@ def _check_threshold(fitted: dict[str, Any]) -> None:
         raise _fail("fitted.threshold_setting_", "null for an F1-optimal threshold", setting)
     if method != "f1_optimal" and setting is None:
         raise DocumentError(f"fitted.threshold_setting_ is missing for a {method} threshold")
-
-
-def _check_adapter(adapter: dict[str, Any], fitted: dict[str, Any],
-                   feature_names: list[str] | None) -> None:
-    inputs = adapter["input_columns"]
-    if fitted["n_features_in_"] != len(inputs):
-        raise DocumentError(
-            f"fitted.n_features_in_ is {fitted['n_features_in_']} but adapter.input_columns "
-            f"lists {len(inputs)} column(s)"
-        )
-    if feature_names is not None and feature_names != inputs:
-        raise DocumentError("feature_names_in differs from adapter.input_columns")
-    known = set(inputs)
-    used: set[str] = set()
-    for i, col in enumerate(adapter["columns"]):
-        where = f"adapter.columns[{i}]"
-        if col["name"] not in known:
-            raise DocumentError(f"{where}.name {_short(col['name'])} is not an input column")
-        if col["name"] in used:
-            raise DocumentError(f"{where}.name {_short(col['name'])} is used twice")
-        used.add(col["name"])
-        if col["kind"] == "categorical" and not col["categories"]:
-            raise DocumentError(f"{where}.categories is empty for a categorical column")
-        if col["kind"] != "categorical" and col["categories"]:
-            raise DocumentError(f"{where}.categories must be empty for a {col['kind']} column")
-        if col["kind"] == "categorical" and col["indicator"]:  # missing is a category there
-            raise DocumentError(f"{where}.indicator must be false for a categorical column")
-    for name in adapter["dropped_columns"]:
-        if name not in known or name in used:
-            raise DocumentError(
-                f"adapter.dropped_columns: {_short(name)} is not an unused input column"
-            )
-
-
-def numeric_columns(adapter: dict[str, Any]) -> int:
-    """Number of numeric columns: the length of the ``adapter.center`` and ``adapter.scale``
-    tensors."""
-    return sum(col["kind"] == "numeric" for col in adapter["columns"])
-
-
-def encoded_width(adapter: dict[str, Any]) -> int:
-    """Width of the encoded matrix a validated adapter document describes.
-
-    The same count as :meth:`genad.data.TabularAdapter._build_layout` (one feature per
-    numeric or boolean column, plus a missing indicator; one per category plus the
-    unseen slot), computed without building the adapter: the loader needs it to check
-    the tensors' shapes before allocating anything. ``genad.bundle.load`` checks that the
-    rebuilt adapter agrees.
-    """
-    width = 0
-    for col in adapter["columns"]:
-        if col["kind"] == "categorical":
-            width += len(col["categories"]) + 1
-        else:
-            width += 1 + int(col["indicator"])
-    return width

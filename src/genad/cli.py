@@ -287,9 +287,9 @@ def _split_labels(df: Any, column: str, path: Path) -> tuple[Any, Any]:
 
 
 def _load(path: Path) -> Any:
-    from genad.bundle import load
+    from genad.detector import Detector
 
-    return load(path, key=_key())
+    return Detector.load(path, key=_key())
 
 
 def _fmt(value: Any) -> str:

@@ -610,9 +610,21 @@ class Detector(BaseEstimator):
             self._set_threshold(threshold, "target_fpr", fpr)
         return self
 
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        return super().__repr__(N_CHAR_MAX)
+
     # ---------------------------------------------------------------- I/O
+    #: the fitted attributes a bundle stores (``n_features_in_`` when the adapter sets it)
+    _BUNDLE_FITTED: ClassVar[tuple[str, ...]] = (
+        "hidden_sizes_", "latent_dim_", "n_features_in_", "n_epochs_", "threshold_",
+        "threshold_method_", "threshold_setting_")
+
     def save(self, path: str | Path, *, key: str | bytes | None = None) -> Path:
         """Write the fitted detector to one ``.genad`` file (safetensors, no pickle).
+
+        The file holds the network's weights, the adapter's state, the held-out
+        calibration scores and a JSON document (class, parameters, fitted attributes,
+        history); ``docs/bundle.md`` describes it.
 
         Parameters
         ----------
@@ -631,10 +643,271 @@ class Detector(BaseEstimator):
         OutputError
             The file cannot be written; the message names the path.
         """
-        from genad.bundle import save_detector
+        from genad import __version__, bundle
 
         self._check_fitted()
-        return save_detector(self, path, key=key)
+        state, arrays = self.adapter_.get_state()
+        tensors: dict[str, Any] = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
+        tensors.update({f"adapter.{k}": v for k, v in arrays.items()})
+        tensors["calibration.scores"] = np.asarray(self.calibration_scores_, dtype=np.float64)
+        params = self.get_params(deep=False)
+        if params.get("adapter") is not None:
+            params["adapter"] = {"kind": params["adapter"].kind,
+                                 "params": params["adapter"].get_params(deep=False)}
+        document = {
+            "detector": type(self).__name__,
+            "params": params,
+            "fitted": {k: getattr(self, k) for k in self._BUNDLE_FITTED if hasattr(self, k)},
+            "feature_names_in": getattr(self, "feature_names_in_", None),
+            "adapter_kind": self.adapter_.kind,
+            "sample_shape": list(self.sample_shape_),
+            "adapter": state,
+            "history": self.history_,
+        }
+        return bundle.write(path, document, tensors, versions={"genad": __version__}, key=key,
+                            check=Detector._check_document)
 
-    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
-        return super().__repr__(N_CHAR_MAX)
+    @classmethod
+    def load(cls, path: str | Path, *, key: str | bytes | None = None) -> Detector:
+        """Load a detector saved with :meth:`save`, on the CPU (``genad.load``).
+
+        Nothing in the file is trusted: the document is checked field by field, the
+        detector is rebuilt from the parameters its class accepts and only those, each
+        fitted attribute is set after its check, and the tensors' names, dtypes and shapes
+        are compared with the network the document describes (built on PyTorch's
+        ``meta`` device, without memory) before any tensor is read.
+
+        Parameters
+        ----------
+        path : str or Path
+            A ``.genad`` file, written by this genad or an older one.
+        key : str or bytes, optional
+            Accept only a bundle signed with this key (``save(path, key=...)``). Without
+            a key a signed bundle loads too; its signature is then not checked.
+
+        Returns
+        -------
+        Detector
+            The fitted detector of the class the file names, ready to score. Called on a
+            subclass (``genad.VAE.load``), the file must hold that class or one of its
+            subclasses.
+
+        Raises
+        ------
+        ModelFormatError
+            The file is missing, unreadable, truncated, modified, invalid, from a newer
+            format, of another class than asked, or, with a key, unsigned or signed with
+            another key.
+
+        Examples
+        --------
+        >>> import numpy as np, genad, tempfile, os
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> det = genad.AutoEncoder(epochs=2, random_state=0, verbose=0).fit(X)
+        >>> path = det.save(os.path.join(tempfile.mkdtemp(), "model.genad"), key="secret")
+        >>> bool(np.array_equal(genad.load(path, key="secret").anomaly_score(X),
+        ...                     det.anomaly_score(X)))
+        True
+        """
+        from genad import bundle
+        from genad.bundle_schema import DocumentError
+        from genad.errors import ModelFormatError
+
+        path = Path(path)
+        doc = bundle.read_document(path, key=key, check=Detector._check_document)
+        try:
+            found = Detector._bundle_class(doc["detector"])
+            if not issubclass(found, cls):
+                raise ModelFormatError(f"{path} holds a {found.__name__}, not a {cls.__name__}; "
+                                       "load it with genad.load")
+            return found._from_bundle(path, doc)
+        except DocumentError as exc:
+            raise bundle.invalid(path, exc) from exc
+
+    @staticmethod
+    def _check_document(body: dict[str, Any], version: int) -> None:
+        """The bundle check of the detector's fields (``bundle.read_document``'s ``check``):
+        the detector-level schema, then the adapter's state, by the adapter's class."""
+        from genad.bundle_schema import DocumentError, validate_document
+
+        validate_document(body, version)
+        adapter_cls = Detector._bundle_adapter_class(body)
+        check_state = getattr(adapter_cls, "check_state", None)
+        if check_state is None:  # the adapter checks its state in from_state only
+            return
+        sample_shape, _ = check_state(body["adapter"], "adapter")
+        if "sample_shape" in body and tuple(body["sample_shape"]) != tuple(sample_shape):
+            raise DocumentError(f"sample_shape is {body['sample_shape']} but the adapter state "
+                                f"describes samples of shape {list(sample_shape)}")
+
+    @staticmethod
+    def _bundle_adapter_class(body: dict[str, Any]) -> type[Adapter]:
+        """The adapter class of a document: ``adapter_kind`` (format 1: tables)."""
+        from genad.bundle_schema import DocumentError
+        from genad.data.base import ADAPTERS, _load_adapters
+
+        _load_adapters()
+        kind = body.get("adapter_kind", "tabular")
+        adapter_cls = ADAPTERS.get(kind)
+        if adapter_cls is None:
+            raise DocumentError(f"adapter_kind {kind!r} is not a known adapter; known: "
+                                + ", ".join(map(repr, sorted(ADAPTERS))))
+        return adapter_cls
+
+    @staticmethod
+    def _bundle_class(name: str) -> type[Detector]:
+        """The detector class a document names: a preset's (:mod:`genad.registry`), else a
+        subclass defined in this process (:attr:`_registry`). Never imported by name."""
+        from genad import registry
+        from genad.bundle_schema import DocumentError
+
+        found = next((p.load_class() for p in registry.PRESETS.values()
+                      if p.class_name == name), None)
+        if found is None:
+            found = Detector._registry.get(name)
+        if not (isinstance(found, type) and issubclass(found, Detector)):
+            raise DocumentError(f"unknown detector class {name!r}")
+        return found
+
+    @classmethod
+    def _from_bundle(cls, path: Path, doc: dict[str, Any]) -> Detector:
+        """The detector a checked document describes, with the file's tensors."""
+        from genad import bundle
+        from genad.bundle_schema import DocumentError
+        from genad.data.tabular import TabularAdapter
+
+        # the parameters: only the constructor's, each checked
+        params = dict(doc["params"])
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise DocumentError(f"params.{unknown[0]} is not a parameter of {cls.__name__}")
+        TabularAdapter.check_params({k: params[k] for k in TABLE_SHORTCUTS
+                                     if params.get(k) is not None})
+        if params.get("adapter") is not None:
+            params["adapter"] = Detector._bundle_adapter_param(params["adapter"])
+        device = params.pop("device", "auto")
+        if device != "auto":
+            try:
+                torch.device(device)
+            except (RuntimeError, TypeError, ValueError):
+                raise DocumentError(f"params.device {device!r} is not a torch device") from None
+        det = cls(**params, device="cpu")  # a model trained on a GPU loads on any machine
+        try:
+            det._check_params()
+        except InvalidInputError as exc:
+            raise DocumentError(f"params: {exc}") from None
+        det.device = device
+
+        # the fitted attributes, one by one
+        fitted = doc["fitted"]
+        det.hidden_sizes_ = [int(h) for h in fitted["hidden_sizes_"]]
+        det.latent_dim_ = int(fitted["latent_dim_"])
+        if "n_features_in_" in fitted:
+            det.n_features_in_ = int(fitted["n_features_in_"])
+        det.n_epochs_ = int(fitted["n_epochs_"])
+        setting = fitted["threshold_setting_"]
+        det._set_threshold(float(fitted["threshold_"]), fitted["threshold_method_"],
+                           None if setting is None else float(setting))
+        if doc["feature_names_in"] is not None:
+            det.feature_names_in_ = np.asarray(doc["feature_names_in"], dtype=object)
+        det.history_ = {k: list(v) if isinstance(v, list) else v
+                        for k, v in doc["history"].items()}
+
+        # the tensors: their header against the network the document describes, first
+        adapter_cls = Detector._bundle_adapter_class(doc)
+        check_state = getattr(adapter_cls, "check_state", None)
+        adapter_specs: dict[str, Any] | None = None
+        sample_shape = tuple(doc.get("sample_shape", ()))
+        if check_state is not None:
+            state_shape, adapter_specs = check_state(doc["adapter"], "adapter")
+            sample_shape = tuple(state_shape)  # format 1: the only source of the shape
+        header = bundle.read_header(path)
+        expected = det._bundle_expected(header, sample_shape, adapter_specs)
+        tensors = bundle.read(path, doc, expected)
+        scores = tensors["calibration.scores"].numpy().astype(np.float64)
+        if not np.isfinite(scores).all():
+            i = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise DocumentError(f"tensor 'calibration.scores' must be finite, but entry {i} "
+                                f"is {scores[i]!r}")
+        arrays = {k[len("adapter."):]: v.numpy() for k, v in tensors.items()
+                  if k.startswith("adapter.")}
+        adapter = adapter_cls.from_state(doc["adapter"], arrays)
+        det._check_bundle_adapter(adapter, sample_shape)
+        try:
+            model = det._build_model(sample_shape)
+            state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+            model.load_state_dict(state, strict=True)
+        except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise DocumentError(f"the network cannot be rebuilt ({exc})") from exc
+        det.adapter_ = adapter
+        det.sample_shape_ = sample_shape
+        det.calibration_scores_ = scores
+        model.eval()
+        det.model_ = model
+        return det
+
+    @staticmethod
+    def _bundle_adapter_param(value: dict[str, Any]) -> Adapter:
+        """The unfitted adapter a document's ``params.adapter`` describes."""
+        from genad.bundle_schema import DocumentError
+        from genad.data.base import ADAPTERS, _load_adapters
+
+        _load_adapters()
+        adapter_cls = ADAPTERS.get(value["kind"])
+        if adapter_cls is None:
+            raise DocumentError(f"params.adapter.kind {value['kind']!r} is not a known adapter")
+        inner = dict(value["params"])
+        unknown = sorted(set(inner) - set(adapter_cls._get_param_names()))
+        if unknown:
+            raise DocumentError(f"params.adapter.params.{unknown[0]} is not a parameter of "
+                                f"{adapter_cls.__name__}")
+        check_params = getattr(adapter_cls, "check_params", None)
+        if check_params is not None:
+            check_params(inner, "params.adapter.params")
+        return adapter_cls(**inner)
+
+    def _bundle_expected(self, header: dict[str, tuple[str, tuple[int, ...]]],
+                         sample_shape: tuple[int, ...],
+                         adapter_specs: dict[str, Any] | None) -> dict[str, Any]:
+        """Names, dtypes and shapes of the tensors the document describes.
+
+        The network is built on the ``meta`` device: it has shapes but no storage, so a
+        document describing a huge network costs nothing.
+        """
+        from genad.bundle_schema import DocumentError
+
+        n_stored = sum(k.startswith("model.") for k in header)
+        if len(self.hidden_sizes_) > n_stored:  # each layer has at least one tensor
+            raise DocumentError(
+                f"fitted.hidden_sizes_ describes {len(self.hidden_sizes_)} layers but the file "
+                f"holds {n_stored} network tensors"
+            )
+        try:
+            with torch.device("meta"):
+                model = self._build_model(sample_shape)
+        except Exception as exc:
+            raise DocumentError(f"the network it describes cannot be built ({exc})") from None
+        expected: dict[str, Any] = {f"model.{k}": (v.dtype, tuple(v.shape))
+                                    for k, v in model.state_dict().items()}
+        if adapter_specs is None:  # the adapter checks its arrays in from_state
+            expected.update({k: None for k in header if k.startswith("adapter.")})
+        else:
+            expected.update({f"adapter.{k}": spec for k, spec in adapter_specs.items()})
+        expected["calibration.scores"] = (np.float64, (None,))
+        return expected
+
+    def _check_bundle_adapter(self, adapter: Adapter, sample_shape: tuple[int, ...]) -> None:
+        """The rebuilt adapter agrees with the detector's fields of the document."""
+        from genad.bundle_schema import DocumentError
+
+        if tuple(adapter.sample_shape_) != sample_shape:
+            raise DocumentError(f"sample_shape is {list(sample_shape)} but the adapter encodes "
+                                f"samples of shape {list(adapter.sample_shape_)}")
+        n_in = getattr(adapter, "n_features_in_", None)
+        if getattr(self, "n_features_in_", None) != n_in:
+            raise DocumentError(f"fitted.n_features_in_ is {getattr(self, 'n_features_in_', None)}"
+                                f" but the adapter state describes {n_in} input features")
+        names = getattr(adapter, "feature_names_in_", None)
+        mine = getattr(self, "feature_names_in_", None)
+        if (names is None) != (mine is None) or (names is not None and list(mine) != list(names)):
+            raise DocumentError("feature_names_in differs from the adapter's input columns")

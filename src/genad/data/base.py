@@ -267,12 +267,34 @@ class Adapter(BaseEstimator, ABC):
     # --------------------------------------------------------------- state
     @abstractmethod
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON-safe document and arrays that rebuild the fitted adapter."""
+        """JSON-safe document and arrays that rebuild the fitted adapter.
+
+        The detector stores the document as the bundle's ``adapter`` field (beside
+        ``adapter_kind``, this class's :attr:`kind`) and each array as a tensor
+        ``adapter.<name>`` (``docs/bundle.md``). Only plain JSON values (null, booleans,
+        numbers, strings, lists, objects) and numeric arrays; the document should carry
+        a ``version`` of its own when its layout changes, so :meth:`from_state` can
+        read older states.
+        """
 
     @classmethod
     @abstractmethod
     def from_state(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Adapter:
-        """The fitted adapter :meth:`get_state` describes."""
+        """The fitted adapter :meth:`get_state` describes.
+
+        ``doc`` and ``arrays`` come from a file and are not trusted: check every field
+        and array before using it, set nothing by a name read from the file, and raise
+        :class:`genad.bundle_schema.DocumentError` naming the field (``adapter.<field>``,
+        ``adapter.<array>``) for anything invalid; the loader reports it as a
+        :class:`~genad.errors.ModelFormatError` naming the file.
+
+        The bundle loader also uses two optional classmethods when an adapter has them:
+        ``check_state(doc, where)``, which checks ``doc`` alone and returns the shape of
+        one sample and each array's ``(dtype, shape)``, so that the file's tensors are
+        checked before any is read; and ``check_params(params, where)``, which checks
+        the constructor arguments a document gives (``params.adapter.params``).
+        :class:`~genad.data.TabularAdapter` has both.
+        """
 
     @property
     def sample_shape_(self) -> tuple[int, ...]:
@@ -292,8 +314,16 @@ def register_adapter(cls: type[Adapter]) -> type[Adapter]:
     return cls
 
 
+#: kind -> the module of each built-in adapter, imported (and so registered) on first use;
+#: named by path, so that this module imports none of the adapters built on it
+BUILT_IN_ADAPTERS = {"tabular": "genad.data.tabular"}
+
+
 def _load_adapters() -> None:
-    import genad.data.tabular  # noqa: F401 - registers itself
+    import importlib
+
+    for module in BUILT_IN_ADAPTERS.values():
+        importlib.import_module(module)
 
 
 def adapter_for(X: Any, kinds: Sequence[str] | None = None) -> Adapter:

@@ -62,7 +62,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -71,6 +71,17 @@ import numpy as np
 import pandas as pd
 
 from genad._params import Constraint, Integer, OneOf, StringList, validate_params
+from genad.bundle_schema import (
+    DocumentError,
+    boolean,
+    category,
+    enum,
+    integer,
+    list_of,
+    number,
+    obj,
+    string,
+)
 from genad.contributions import top_contributions
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter
 from genad.errors import GenadWarning, InvalidInputError, NotFittedError, warnings_once
@@ -92,6 +103,41 @@ _TABLE_SUFFIXES = {
 _DELIMITERS = ",;\t|"
 _SNIFF_BYTES = 64 * 1024
 _SNIFF_LINES = 200
+
+def _rule(name: str) -> Any:
+    """The constructor rule of parameter ``name`` (``parameter_constraints``) as a check
+    of a model document's value, raising :class:`DocumentError`."""
+
+    def check(value: Any, where: str) -> None:
+        try:
+            TabularAdapter.parameter_constraints[name].check(where, value)
+        except InvalidInputError as exc:
+            raise DocumentError(str(exc)) from None
+
+    return check
+
+
+#: the options a model document may give the adapter: the constructor's own rules
+_PARAM_CHECKS = {name: _rule(name) for name in (
+    "categorical_columns", "missing", "scaling", "max_int_categories", "max_categories")}
+#: the state document of :meth:`TabularAdapter.get_state`; ``version`` is absent in
+#: documents written by genad 0.1.0
+_STATE = obj(
+    {
+        "params": obj(_PARAM_CHECKS),
+        "input_kind": enum("dataframe", "array"),
+        "input_columns": list_of(string, min_len=1, unique=True),
+        "dropped_columns": list_of(string, unique=True),
+        "columns": list_of(obj({
+            "name": string,
+            "kind": enum("numeric", "boolean", "categorical"),
+            "indicator": boolean,
+            "categories": list_of(category, unique=True),
+            "median": number(),
+        }), min_len=1),
+    },
+    {"version": integer(1, _STATE_VERSION)},
+)
 
 
 def sniff_delimiter(path: str | Path, default: str = ",") -> str:
@@ -983,7 +1029,18 @@ class TabularAdapter(Adapter):
 
     # -------------------------------------------------------------- state
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """JSON-safe schema and the scaling arrays, for the model bundle."""
+        """JSON-safe schema and the scaling arrays, for the model bundle.
+
+        Returns
+        -------
+        doc : dict
+            ``version``, ``params`` (the constructor's), ``input_kind``,
+            ``input_columns``, ``dropped_columns`` and one entry per used column
+            (``name``, ``kind``, ``indicator``, ``categories``, ``median``); the layout
+            :meth:`check_state` checks.
+        arrays : dict of str to ndarray
+            ``center`` and ``scale``: float64, one entry per numeric column.
+        """
         self._check_fitted()
         doc = {
             "version": _STATE_VERSION,
@@ -1006,8 +1063,134 @@ class TabularAdapter(Adapter):
         return doc, {"center": self.center_, "scale": self.scale_}
 
     @classmethod
-    def from_state(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> TabularAdapter:
-        """Rebuild a fitted adapter from :meth:`get_state` output."""
+    def check_params(cls, params: Mapping[str, Any], where: str = "params") -> None:
+        """Check constructor arguments read from a model document, without fitting.
+
+        ``fit`` checks ``missing`` and ``scaling`` when it runs; a loaded model is not
+        fitted again, so the loader checks the values it reads here.
+
+        Parameters
+        ----------
+        params : mapping
+            Some or all of the constructor's arguments.
+        where : str, default "params"
+            Where they are in the document, for messages.
+
+        Raises
+        ------
+        DocumentError
+            Naming the first argument that is unknown or has a value the adapter refuses.
+
+        Examples
+        --------
+        >>> TabularAdapter.check_params({"scaling": "robust", "max_categories": 5})
+        >>> TabularAdapter.check_params({"scaling": "evil"}, "adapter.params")
+        Traceback (most recent call last):
+        ...
+        genad.bundle_schema.DocumentError: adapter.params.scaling must be 'robust' or 'standard', got 'evil'
+        """  # noqa: E501
+        for name, value in params.items():
+            check = _PARAM_CHECKS.get(name)
+            if check is None:
+                raise DocumentError(f"{where}.{name} is not a parameter of {cls.__name__}")
+            check(value, f"{where}.{name}")
+
+    @classmethod
+    def check_state(cls, doc: Any, where: str = "adapter"
+                    ) -> tuple[tuple[int, ...], dict[str, tuple[Any, tuple[int, ...]]]]:
+        """Check a state document (:meth:`get_state`) without building anything.
+
+        The bundle loader calls it before reading any tensor: it needs the shape of one
+        encoded row to check the network's tensors, and the arrays' shapes to check the
+        file's header.
+
+        Parameters
+        ----------
+        doc : object
+            The parsed state document. Documents written by genad 0.1.0 have no
+            ``version`` (it means 1: the missing category was stored as the string
+            ``"<missing>"``).
+        where : str, default "adapter"
+            Where the state is in the model document, for messages.
+
+        Returns
+        -------
+        sample_shape : tuple of int
+            ``(encoded width,)``: one feature per numeric or boolean column, plus its
+            missing indicator; one per category plus the unseen slot.
+        arrays : dict of str to (dtype, shape)
+            What :meth:`from_state` needs besides ``doc``: ``center`` and ``scale``,
+            float64, one entry per numeric column.
+
+        Raises
+        ------
+        DocumentError
+            Naming the first field that is missing, unknown, of the wrong type, out of
+            range, or inconsistent with another (a used column that is not an input
+            column, categories of a numeric column, ...).
+        """
+        _STATE(doc, where)
+        known = set(doc["input_columns"])
+        used: set[str] = set()
+        width = n_numeric = 0
+        for i, col in enumerate(doc["columns"]):
+            at = f"{where}.columns[{i}]"
+            name, kind = col["name"], col["kind"]
+            if name not in known:
+                raise DocumentError(f"{at}.name {_short_repr(name)} is not an input column")
+            if name in used:
+                raise DocumentError(f"{at}.name {_short_repr(name)} is used twice")
+            used.add(name)
+            if kind == "categorical" and not col["categories"]:
+                raise DocumentError(f"{at}.categories is empty for a categorical column")
+            if kind != "categorical" and col["categories"]:
+                raise DocumentError(f"{at}.categories must be empty for a {kind} column")
+            if kind == "categorical" and col["indicator"]:  # missing is a category there
+                raise DocumentError(f"{at}.indicator must be false for a categorical column")
+            if kind == "categorical":
+                width += len(col["categories"]) + 1
+            else:
+                width += 1 + int(col["indicator"])
+            n_numeric += kind == "numeric"
+        for name in doc["dropped_columns"]:
+            if name not in known or name in used:
+                raise DocumentError(
+                    f"{where}.dropped_columns: {_short_repr(name)} is not an unused input column"
+                )
+        return (width,), {"center": (np.float64, (n_numeric,)),
+                          "scale": (np.float64, (n_numeric,))}
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> TabularAdapter:
+        """Rebuild a fitted adapter from :meth:`get_state` output.
+
+        ``doc`` is checked (:meth:`check_state`), and so are ``arrays``: exactly
+        ``center`` and ``scale`` of the shape ``doc`` describes, finite, ``scale``
+        positive. Nothing is set by name from ``doc``.
+
+        Raises
+        ------
+        DocumentError
+            ``doc`` or ``arrays`` is invalid; the message names the field or the array
+            (``adapter.scale``).
+        """
+        (width,), specs = cls.check_state(doc)
+        if set(arrays) != set(specs):
+            raise DocumentError(f"adapter arrays must be {sorted(specs)}, got {sorted(arrays)}")
+        values = {}
+        for name, (_, shape) in specs.items():
+            a = np.asarray(arrays[name])
+            if a.shape != shape or not (np.issubdtype(a.dtype, np.floating)
+                                        or np.issubdtype(a.dtype, np.integer)):
+                raise DocumentError(f"adapter.{name} must be {shape[0]} numbers, got an array "
+                                    f"of shape {list(a.shape)} and dtype {a.dtype}")
+            a = a.astype(np.float64)
+            bad = ~np.isfinite(a) | ((a <= 0) if name == "scale" else False)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                what = "finite and positive" if name == "scale" else "finite"
+                raise DocumentError(f"adapter.{name} must be {what}, but entry {i} is {a[i]!r}")
+            values[name] = a
         ad = cls(**doc["params"])
         ad.input_kind_ = doc["input_kind"]
         ad.input_columns_ = list(doc["input_columns"])
@@ -1019,9 +1202,12 @@ class TabularAdapter(Adapter):
                     float(c["median"]))
             for c in doc["columns"]
         ]
-        ad.center_ = np.asarray(arrays["center"], dtype=np.float64)
-        ad.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        ad.center_ = values["center"]
+        ad.scale_ = values["scale"]
         ad._build_layout()
+        if ad.n_features_out_ != width:  # check_state counts as _build_layout builds
+            raise DocumentError(f"the adapter encodes {ad.n_features_out_} features, not "
+                                f"{width}; this is a bug in genad")
         return ad
 
     def schema(self) -> list[dict[str, Any]]:
