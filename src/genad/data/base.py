@@ -296,6 +296,29 @@ class Adapter(BaseEstimator, ABC):
         :class:`~genad.data.TabularAdapter` has both.
         """
 
+    @classmethod
+    def check_params(cls, params: Any, where: str = "params") -> None:
+        """Check constructor arguments read from a model document, without fitting.
+
+        ``fit`` checks them when it runs; a loaded model is not fitted again, so the
+        loader checks what it reads against the same :attr:`parameter_constraints`.
+
+        Raises
+        ------
+        DocumentError
+            Naming the first argument that is unknown or breaks its rule.
+        """
+        from genad.bundle_schema import DocumentError
+
+        for name, value in params.items():
+            rule = cls.parameter_constraints.get(name)
+            if rule is None:
+                raise DocumentError(f"{where}.{name} is not a parameter of {cls.__name__}")
+            try:
+                rule.check(f"{where}.{name}", value)
+            except InvalidInputError as exc:
+                raise DocumentError(str(exc)) from None
+
     @property
     def sample_shape_(self) -> tuple[int, ...]:
         """Shape of one unit after :meth:`fit`."""

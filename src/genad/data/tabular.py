@@ -1063,39 +1063,6 @@ class TabularAdapter(Adapter):
         return doc, {"center": self.center_, "scale": self.scale_}
 
     @classmethod
-    def check_params(cls, params: Mapping[str, Any], where: str = "params") -> None:
-        """Check constructor arguments read from a model document, without fitting.
-
-        ``fit`` checks ``missing`` and ``scaling`` when it runs; a loaded model is not
-        fitted again, so the loader checks the values it reads here.
-
-        Parameters
-        ----------
-        params : mapping
-            Some or all of the constructor's arguments.
-        where : str, default "params"
-            Where they are in the document, for messages.
-
-        Raises
-        ------
-        DocumentError
-            Naming the first argument that is unknown or has a value the adapter refuses.
-
-        Examples
-        --------
-        >>> TabularAdapter.check_params({"scaling": "robust", "max_categories": 5})
-        >>> TabularAdapter.check_params({"scaling": "evil"}, "adapter.params")
-        Traceback (most recent call last):
-        ...
-        genad.bundle_schema.DocumentError: adapter.params.scaling must be 'robust' or 'standard', got 'evil'
-        """  # noqa: E501
-        for name, value in params.items():
-            check = _PARAM_CHECKS.get(name)
-            if check is None:
-                raise DocumentError(f"{where}.{name} is not a parameter of {cls.__name__}")
-            check(value, f"{where}.{name}")
-
-    @classmethod
     def check_state(cls, doc: Any, where: str = "adapter"
                     ) -> tuple[tuple[int, ...], dict[str, tuple[Any, tuple[int, ...]]]]:
         """Check a state document (:meth:`get_state`) without building anything.
