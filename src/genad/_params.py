@@ -27,7 +27,7 @@ from genad.errors import InvalidInputError
 
 __all__ = ["check_int", "check_number", "plain", "validate_params", "Constraint", "Integer",
            "Real", "RATE", "OPTIONAL_RATE", "OneOf", "IntegerList", "StringList", "InstanceOf",
-           "Device", "Flag", "CountOrFraction"]
+           "Device", "Flag", "CountOrFraction", "Text"]
 
 
 def plain(value: Any) -> str:
@@ -185,6 +185,16 @@ class InstanceOf(Constraint):
         module, cls = self.kind.split(":")
         if not isinstance(value, getattr(importlib.import_module(module), cls)):
             raise InvalidInputError(f"{name} must be {self.example}, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    """A non-empty string (a name checked against a registry elsewhere)."""
+
+    def check(self, name: str, value: Any) -> None:
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(f"{name} must be a name (a non-empty string), got "
+                                    f"{plain(value)}")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from genad._params import (
     OneOf,
     Real,
     StringList,
+    Text,
     check_int,
     plain,
     validate_params,
@@ -153,7 +154,7 @@ class Detector(BaseEstimator):
     #: parameter -> rule, checked by ``fit`` (subclasses extend it with their own)
     parameter_constraints: ClassVar[dict[str, Constraint]] = {
         "adapter": InstanceOf("genad.data.base:Adapter", "a genad adapter (e.g. TabularAdapter())"),
-        "backbone": OneOf(("auto", "mlp", "conv1d")),
+        "backbone": Text(),  # "auto" or one of the class's backbones (_check_params)
         "hidden_sizes": IntegerList(1, allow_none=True),
         "latent_dim": Integer(1, allow_none=True),
         "epochs": Integer(1, allow_none=True),
