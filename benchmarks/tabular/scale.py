@@ -6,7 +6,8 @@ folder, so both versions are measured the same way, in the same run:
 - ``anomaly_score`` on in-memory frames (synthetic, 30 float64 columns; an AE fitted on
   20,000 rows for a few epochs): rows/s and peak RSS over the RSS before scoring;
 - ``genad score`` (the CLI's code, in-process) on Parquet files of the same kind;
-- single-row latency (p50 / p99 over 1,000 ``anomaly_score`` calls on a 1-row frame);
+- single-row latency (p50 / p99 over 1,000 ``anomaly_score`` calls on a 1-row frame,
+  the best of 3 passes);
 - CLI start-up (``genad --help`` and ``genad --version``, median of 5 runs);
 - the AE on the card-fraud test part (the 30 % of ``split_70_30``, seed 0): rows/s and
   the share of preprocessing (``TabularAdapter.transform``) in the call.
@@ -148,20 +149,30 @@ def work_file(path: str, n: int) -> dict[str, Any]:
             "peak_over_before_mb": peak - rss_before}
 
 
-def work_latency(calls: int = 1000) -> dict[str, Any]:
+def work_latency(calls: int = 1000, passes: int = 3) -> dict[str, Any]:
+    """p50 / p99 of ``calls`` single-row calls, from the best of ``passes`` passes.
+
+    On a shared machine a burst of load shifts a whole pass; the best pass (lowest p50)
+    is reported, as the best of several calls is for rows/s. Every pass's p50 is kept.
+    """
     det = _fit()
     frame = _frame(synthetic(calls, 3))
     rows = [frame.iloc[i : i + 1] for i in range(calls)]
     for row in rows[:50]:
         det.anomaly_score(row)
-    times = []
-    for row in rows:
-        t0 = time.perf_counter()
-        det.anomaly_score(row)
-        times.append(time.perf_counter() - t0)
-    ms = np.asarray(times) * 1e3
-    return {"calls": calls, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
+    results = []
+    for _ in range(passes):
+        times = []
+        for row in rows:
+            t0 = time.perf_counter()
+            det.anomaly_score(row)
+            times.append(time.perf_counter() - t0)
+        ms = np.asarray(times) * 1e3
+        results.append({"p50_ms": float(np.percentile(ms, 50)),
+                        "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())})
+    best = min(results, key=lambda r: r["p50_ms"])
+    return {"calls": calls, "passes": passes, **best,
+            "p50_ms_per_pass": [r["p50_ms"] for r in results]}
 
 
 def work_creditcard(data_root: str) -> dict[str, Any]:
@@ -401,7 +412,7 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [
         "", "## Single row, start-up, card fraud", "",
         "| measure | baseline | current |", "|---|---:|---:|",
-        f"| single-row p50, ms | {_fmt(_get(base, 'latency', 'p50_ms'), '.3f')} "
+        f"| single-row p50, ms (best of 3 passes of 1,000 calls) | {_fmt(_get(base, 'latency', 'p50_ms'), '.3f')} "
         f"| {_fmt(_get(cur, 'latency', 'p50_ms'), '.3f')} |",
         f"| single-row p99, ms | {_fmt(_get(base, 'latency', 'p99_ms'), '.3f')} "
         f"| {_fmt(_get(cur, 'latency', 'p99_ms'), '.3f')} |",
