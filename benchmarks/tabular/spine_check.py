@@ -115,7 +115,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [f"Failed runs: {cmp['failed']}; without a reference: "
                   f"{cmp['missing_reference']}.", ""]
     lines += ["| data | model | runs | bit-identical | within +-0.002 | max abs diff | "
-              "mean AUROC (reference) | mean AUROC (now) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "mean AUROC (reference) | mean AUROC (now) |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in cmp["rows"]:
         groups.setdefault((r["group"], r["model"]), []).append(r)
