@@ -6,6 +6,8 @@ knows about data formats or models beyond ``torch.nn.Module``.
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import nullcontext
 from typing import Any
 
@@ -175,10 +177,7 @@ def predict_in_batches(
 
     starts = range(0, x.shape[0], batch_size)
     if workers > 1 and device.type == "cpu" and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(workers, len(starts))) as pool:
-            outs = list(pool.map(one, starts))
+        outs = list(_worker_pool(workers).map(one, starts))
     else:
         outs = [one(start) for start in starts]
     if len(outs) == 1:
@@ -186,6 +185,36 @@ def predict_in_batches(
     if outs and isinstance(outs[0], tuple):
         return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
     return torch.cat(outs) if outs else torch.empty(0)
+
+
+_POOL: Any = None
+_POOL_SIZE = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _worker_pool(workers: int) -> Any:
+    """The scoring threads, kept between calls: a thread's first matrix product pays for
+    the BLAS library's per-thread set-up (milliseconds), so a pool per call would pay it
+    on every call."""
+    global _POOL, _POOL_SIZE
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_SIZE != workers:
+            from concurrent.futures import ThreadPoolExecutor
+
+            if _POOL is not None:
+                _POOL.shutdown(wait=False)  # tasks already submitted still run
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="genad-score")
+            _POOL_SIZE = workers
+        return _POOL
+
+
+def _forget_pool() -> None:  # a forked child has none of its parent's threads
+    global _POOL, _POOL_SIZE
+    _POOL, _POOL_SIZE = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def flops_per_sample(model: torch.nn.Module, sample_shape: tuple[int, ...]) -> float:
