@@ -25,9 +25,9 @@ import numpy as np
 
 from genad.errors import InvalidInputError
 
-__all__ = ["check_int", "check_number", "plain", "validate_params", "Constraint", "Integer",
-           "Real", "RATE", "OPTIONAL_RATE", "OneOf", "IntegerList", "StringList", "InstanceOf",
-           "Device", "Flag", "CountOrFraction", "Text"]
+__all__ = ["check_int", "check_number", "positive_int", "plain", "validate_params",
+           "Constraint", "Integer", "Real", "RATE", "OPTIONAL_RATE", "OneOf", "IntegerList",
+           "StringList", "InstanceOf", "Device", "Flag", "CountOrFraction", "Text"]
 
 
 def plain(value: Any) -> str:
@@ -57,6 +57,26 @@ def check_int(name: str, value: Any, *, low: int, allow_none: bool = False) -> N
         return
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
         raise InvalidInputError(f"{name} must be an integer >= {low}, got {plain(value)}")
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int, or :class:`InvalidInputError` (also a ``ValueError``) unless it
+    is an integer >= 1 (not a bool).
+
+    Examples
+    --------
+    >>> positive_int("width", 8)
+    8
+    """
+    import operator
+
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    return number
 
 
 def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,

@@ -11,10 +11,10 @@ series; a batch is ``(n, length)`` or ``(n, channels, length)``.
 
 from __future__ import annotations
 
-import operator
-
 import torch
 from torch import nn
+
+from genad._params import positive_int
 
 __all__ = ["Conv1dEncoder", "Conv1dDecoder", "Conv1dAutoEncoderNet", "Conv1dFeatures"]
 
@@ -24,17 +24,6 @@ DENSE_MAX_ELEMENTS = 1 << 20
 _SLOPE = 0.1  # LeakyReLU negative slope of every conv1d network
 
 Dense = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def _positive(name: str, value: object) -> int:
-    """``value`` as an int, or a ValueError unless it is a positive integer."""
-    try:
-        number = operator.index(value)  # type: ignore[call-overload]
-    except TypeError:
-        number = 0
-    if isinstance(value, bool) or number < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return number
 
 
 def _padded(length: int) -> int:
@@ -182,10 +171,10 @@ class Conv1dEncoder(_DenseCache, nn.Module):
     def __init__(self, length: int, channels: int = 1, width: int = 32,
                  latent_dim: int = 8) -> None:
         super().__init__()
-        self.length = _positive("length", length)
-        self.channels = _positive("channels", channels)
-        self.width = _positive("width", width)
-        self.latent_dim = _positive("latent_dim", latent_dim)
+        self.length = positive_int("length", length)
+        self.channels = positive_int("channels", channels)
+        self.width = positive_int("width", width)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
         self.padded = _padded(self.length)
         self.conv = _conv_stack(self.channels, self.width)
         self.to_latent = nn.Linear(2 * self.width * (self.padded // 4), self.latent_dim)
@@ -257,10 +246,10 @@ class Conv1dDecoder(_DenseCache, nn.Module):
     def __init__(self, length: int, channels: int = 1, width: int = 32, latent_dim: int = 8,
                  *, flatten: bool = False) -> None:
         super().__init__()
-        self.length = _positive("length", length)
-        self.channels = _positive("channels", channels)
-        self.width = _positive("width", width)
-        self.latent_dim = _positive("latent_dim", latent_dim)
+        self.length = positive_int("length", length)
+        self.channels = positive_int("channels", channels)
+        self.width = positive_int("width", width)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
         self.flatten = bool(flatten)
         self.padded = _padded(self.length)
         flat = 2 * self.width * (self.padded // 4)
@@ -330,9 +319,9 @@ class Conv1dFeatures(nn.Module):
 
     def __init__(self, length: int, channels: int = 1, width: int = 32) -> None:
         super().__init__()
-        self.length = _positive("length", length)
-        self.channels = _positive("channels", channels)
-        self.width = _positive("width", width)
+        self.length = positive_int("length", length)
+        self.channels = positive_int("channels", channels)
+        self.width = positive_int("width", width)
         self.conv = _conv_stack(self.channels, self.width)
         half = (self.length + 1) // 2
         self.out_features = 2 * self.width * ((half + 1) // 2)

@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import nn
 
-from genad._params import check_number
+from genad._params import check_number, positive_int
 from genad._text import did_you_mean, name_list
 from genad.errors import InvalidInputError
 from genad.nets.conv1d import Conv1dDecoder, Conv1dEncoder, Conv1dFeatures
@@ -274,23 +274,13 @@ def _sample_shape(sample_shape: int | Sequence[int]) -> SampleShape:
     return tuple(dims)
 
 
-def _positive(name: str, value: object) -> int:
-    try:
-        number = operator.index(value)  # type: ignore[call-overload]
-    except TypeError:
-        number = 0
-    if isinstance(value, bool) or number < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return number
-
-
 def _hidden(hidden: Sequence[int] | None) -> list[int] | None:
     if hidden is None:
         return None
     if isinstance(hidden, str) or not isinstance(hidden, Sequence):
         raise InvalidInputError(f"hidden must be a sequence of positive integers or None, "
                                 f"got {hidden!r}")
-    return [_positive("every hidden size", h) for h in hidden]
+    return [positive_int("every hidden size", h) for h in hidden]
 
 
 def _resolve(name: str, sample_shape: int | Sequence[int], options: dict[str, Any]
@@ -384,7 +374,7 @@ def encoder(backbone: str, sample_shape: int | Sequence[int], out_features: int,
     """
     spec, shape = _resolve(backbone, sample_shape, options)
     check_number("dropout", dropout, low=0.0, high=1.0, high_open=True)
-    return spec.encoder(shape, _positive("out_features", out_features), hidden=_hidden(hidden),
+    return spec.encoder(shape, positive_int("out_features", out_features), hidden=_hidden(hidden),
                         dropout=float(dropout), **options)
 
 
@@ -437,8 +427,8 @@ def decoder(backbone: str, sample_shape: int | Sequence[int], in_features: int, 
     """
     spec, shape = _resolve(backbone, sample_shape, options)
     check_number("dropout", dropout, low=0.0, high=1.0, high_open=True)
-    return spec.decoder(shape, _positive("in_features", in_features),
-                        out_multiplier=_positive("out_multiplier", out_multiplier),
+    return spec.decoder(shape, positive_int("in_features", in_features),
+                        out_multiplier=positive_int("out_multiplier", out_multiplier),
                         hidden=_hidden(hidden), dropout=float(dropout), **options)
 
 
