@@ -10,6 +10,7 @@ from genad.nets.conv1d import (
     Conv1dEncoder,
     Conv1dFeatures,
 )
+from genad.nets.conv2d import Conv2dDecoder, Conv2dEncoder, Conv2dFeatures
 from genad.nets.discriminator import Discriminator
 from genad.nets.mlp import default_mlp_sizes, mlp
 
@@ -20,5 +21,8 @@ __all__ = [
     "Conv1dEncoder",
     "Conv1dDecoder",
     "Conv1dFeatures",
+    "Conv2dEncoder",
+    "Conv2dDecoder",
+    "Conv2dFeatures",
     "Discriminator",
 ]

@@ -1,6 +1,6 @@
 """Encoders, decoders and discriminators built from a backbone name and the sample shape.
 
-A *backbone* is a family of networks (``"mlp"``, ``"conv1d"``, later ``"conv2d"`` and
+A *backbone* is a family of networks (``"mlp"``, ``"conv1d"``, ``"conv2d"``, later
 ``"lstm"``); a *model* (autoencoder, VAE, GAN) asks this module for the parts it needs
 and never names a network class, so one model serves tables, series and images:
 
@@ -13,9 +13,9 @@ and never names a network class, so one model serves tables, series and images:
   :meth:`~genad.nets.discriminator.Discriminator.features` for feature matching.
 
 Each backbone accepts samples of some ranks: ``"mlp"`` vectors ``(d,)``; ``"conv1d"``
-vectors ``(d,)`` (one channel) or series ``(channels, length)``. :func:`default_backbone`
-picks one from the rank; :func:`register_backbone` adds one (``conv2d`` for ``(C, H, W)``
-images, ``lstm`` for ``(time, channels)`` sequences) without touching the models.
+vectors ``(d,)`` (one channel) or series ``(channels, length)``; ``"conv2d"`` images
+``(C, H, W)``. :func:`default_backbone` picks one from the rank; :func:`register_backbone`
+adds one (``lstm`` for ``(time, channels)`` sequences) without touching the models.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from genad._params import check_number, positive_int
 from genad._text import did_you_mean, name_list
 from genad.errors import InvalidInputError
 from genad.nets.conv1d import Conv1dDecoder, Conv1dEncoder, Conv1dFeatures
+from genad.nets.conv2d import conv2d_decoder, conv2d_discriminator, conv2d_encoder
 from genad.nets.discriminator import Discriminator
 from genad.nets.mlp import default_mlp_sizes, mlp
 
@@ -169,6 +170,11 @@ _BACKBONES: dict[str, Backbone] = {
         ranks=(1, 2), encoder=_conv1d_encoder, decoder=_conv1d_decoder,
         discriminator=_conv1d_discriminator, options=("width",),
         summary="strided 1-D convolutions over (d,) vectors or (channels, length) series",
+    ),
+    "conv2d": Backbone(
+        ranks=(3,), encoder=conv2d_encoder, decoder=conv2d_decoder,
+        discriminator=conv2d_discriminator, options=("width", "batch_norm"),
+        summary="DCGAN-style strided 2-D convolutions over (C, H, W) images",
     ),
 }
 
