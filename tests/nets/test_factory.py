@@ -190,13 +190,18 @@ def test_default_backbone_of_an_unknown_rank_is_an_error():
         default_backbone((1, 2, 3, 4))
 
 
-def test_the_image_default_says_it_is_not_registered_yet():
+def test_the_image_default_is_the_registered_conv2d_backbone():
     name = default_backbone((3, 8, 8))
+    assert name == "conv2d" and name in BACKBONES
+    assert tuple(encoder(name, (3, 8, 8), 4)(torch.zeros(2, 3, 8, 8)).shape) == (2, 4)
+
+
+def test_a_backbone_not_registered_yet_says_so_and_how_to_add_it():
     with pytest.raises(InvalidInputError) as info:
-        encoder(name, (3, 8, 8), 4)
+        encoder("lstm", (10, 3), 4)
     message = str(info.value)
-    assert "no backbone named 'conv2d' is registered;" in message  # no did-you-mean 'conv1d'
-    assert "'mlp', 'conv1d'" in message and "register_backbone" in message
+    assert "no backbone named 'lstm' is registered;" in message  # no did-you-mean
+    assert "'mlp', 'conv1d', 'conv2d'" in message and "register_backbone" in message
 
 
 def test_unknown_backbone_suggests_and_lists_the_registered_ones():
@@ -306,7 +311,7 @@ def test_bad_registrations_are_refused(name, spec, match):
 
 
 def test_registry_is_read_only_and_names_the_built_in_backbones():
-    assert list(BACKBONES) == ["mlp", "conv1d"]
+    assert list(BACKBONES) == ["mlp", "conv1d", "conv2d"]
     assert BACKBONES["mlp"].ranks == (1,) and BACKBONES["conv1d"].ranks == (1, 2)
     with pytest.raises(TypeError):
         BACKBONES["conv2d"] = BACKBONES["mlp"]  # type: ignore[index]

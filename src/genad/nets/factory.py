@@ -353,13 +353,14 @@ def encoder(backbone: str, sample_shape: int | Sequence[int], out_features: int,
     hidden : sequence of int, optional
         ``"mlp"``: hidden layer sizes from the input side (default
         :func:`~genad.nets.mlp.default_mlp_sizes` of the sample size). ``"conv1d"``
-        takes none.
+        and ``"conv2d"`` take none.
     dropout : float, default 0.0
-        Dropout after every hidden layer, in training only (``"mlp"`` only).
+        Dropout after every hidden layer, in training only (``"mlp"`` and ``"conv2d"``).
     **options
         The backbone's own options: ``"mlp"``: ``activation`` (default
         ``"leaky_relu"``), ``batch_norm`` (default False); ``"conv1d"``: ``width``
-        (channels of the first convolution, default 32).
+        (channels of the first convolution, default 32); ``"conv2d"``: ``width``
+        (default 32) and ``batch_norm`` (default True; see :mod:`genad.nets.conv2d`).
 
     Returns
     -------
