@@ -48,7 +48,7 @@ from genad._params import (
     plain,
     validate_params,
 )
-from genad.data.base import Adapter, SampleSet, TensorSampleSet, adapter_for
+from genad.data.base import Adapter, SampleSet, adapter_for
 from genad.data.labels import check_labels
 from genad.errors import (
     CalibrationWarning,
@@ -81,14 +81,6 @@ def _concat(parts: list[Any]) -> Any:
     if len(parts) == 1:
         return parts[0]
     return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
-
-
-def _batches(samples: SampleSet) -> torch.Tensor:
-    """All units of ``samples`` as one tensor (in memory already for a TensorSampleSet)."""
-    if isinstance(samples, TensorSampleSet):
-        return samples.tensor
-    return torch.stack([samples[i] for i in range(len(samples))]) if len(samples) else (
-        torch.empty((0, *samples.sample_shape)))
 
 
 class Detector(BaseEstimator):
@@ -454,7 +446,7 @@ class Detector(BaseEstimator):
     def _run(self, fn: Any, samples: SampleSet) -> torch.Tensor:
         """``fn`` over every unit of ``samples`` in fixed-shape batches."""
         with self._cpu_threads() as threads:
-            return predict_in_batches(fn, _batches(samples), self._device(),
+            return predict_in_batches(fn, samples.stacked(), self._device(),
                                       self.adapter_.score_batch_size, workers=threads.workers)
 
     def _scores(self, samples: SampleSet) -> np.ndarray:

@@ -170,16 +170,6 @@ def _as_samples(data: SampleSet | torch.Tensor) -> SampleSet:
     return data if isinstance(data, SampleSet) else TensorSampleSet(data)
 
 
-def _all_units(samples: SampleSet) -> torch.Tensor:
-    """Every unit of ``samples`` as one tensor (for ``setup``, ``finalize`` and the
-    health check, which take tensors)."""
-    if isinstance(samples, TensorSampleSet):
-        return samples.tensor
-    if len(samples) == 0:
-        return torch.empty((0, *samples.sample_shape))
-    return torch.stack([samples[i] for i in range(len(samples))])
-
-
 class _Permutation:
     """A sampler: one seeded ``randperm`` per epoch, the same draws as the tensor path
     (torch's ``RandomSampler`` draws a second permutation per epoch)."""
@@ -300,7 +290,7 @@ def train_model(
     else:
         noise.manual_seed(seed)
     model.set_generator(noise)
-    x_train = _all_units(train)
+    x_train = train.stacked()  # setup, finalize and the health check take tensors
     model.setup(x_train.to(device))
     phases = model_phases(model)
     batch_size = max(1, min(int(config.batch_size), len(train)))
@@ -337,7 +327,7 @@ def train_model(
         del history["parts"]
     model.eval()
     with torch.inference_mode():
-        advice = model.check_health(_all_units(val).to(device))
+        advice = model.check_health(val.stacked().to(device))
     if advice:
         raise TrainingDivergedError(advice)
     model.finalize(x_train.to(device))

@@ -64,6 +64,14 @@ class SampleSet(ABC):
     @abstractmethod
     def __getitem__(self, i: int) -> torch.Tensor: ...
 
+    def stacked(self) -> torch.Tensor:
+        """Every unit as one tensor ``(len(self), *sample_shape)`` (read item by item)."""
+        import torch
+
+        if len(self) == 0:
+            return torch.empty((0, *self.sample_shape))
+        return torch.stack([self[i] for i in range(len(self))])
+
     @abstractmethod
     def subset(self, units: np.ndarray) -> SampleSet:
         """The units at positions ``units``, as a set of its own.
@@ -137,6 +145,10 @@ class TensorSampleSet(SampleSet):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.tensor[i]
+
+    def stacked(self) -> torch.Tensor:
+        """The tensor itself (no copy)."""
+        return self.tensor
 
     def subset(self, units: np.ndarray) -> TensorSampleSet:
         import torch
