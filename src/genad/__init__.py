@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         MODELS,
         VAE,
         AutoEncoder,
+        ConvAutoEncoder,
+        ConvVAE,
         DenoisingAutoEncoder,
         PCAConvAutoEncoder,
     )
@@ -57,6 +59,8 @@ __all__ = [
     "DenoisingAutoEncoder",
     "VAE",
     "PCAConvAutoEncoder",
+    "ConvAutoEncoder",
+    "ConvVAE",
     "Detector",
     "MODELS",
     "load",

@@ -58,6 +58,7 @@ from genad.errors import (
     NotFittedError,
 )
 from genad.models.base import GenerativeModel
+from genad.nets import factory
 from genad.nets.mlp import default_mlp_sizes
 from genad.runtime import (
     cpu_threads,
@@ -164,8 +165,11 @@ class Detector(BaseEstimator):
         "random_state": Integer(0, high=2**32 - 1, allow_none=True),
         "verbose": Flag(),
     }
-    #: backbones this detector's model can use (the first is what "auto" means)
+    #: backbones this detector's model can use ("auto" means the first that takes the
+    #: samples' rank)
     backbones: ClassVar[tuple[str, ...]] = ("mlp",)
+    #: the kinds of data (adapter kinds) this detector takes; None = any
+    modalities: ClassVar[tuple[str, ...] | None] = None
     _registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -236,8 +240,19 @@ class Detector(BaseEstimator):
         return hidden, latent
 
     def _backbone(self) -> str:
-        """The backbone in use: ``backbone``, or the first of :attr:`backbones` for auto."""
-        return self.backbones[0] if self.backbone == "auto" else str(self.backbone)
+        """The backbone in use: ``backbone``, or for ``"auto"`` the first of
+        :attr:`backbones` that takes samples of ``sample_shape_``'s rank (images get
+        ``"conv2d"``, tables ``"mlp"``)."""
+        if self.backbone != "auto":
+            return str(self.backbone)
+        rank = len(getattr(self, "sample_shape_", (0,)))
+        return next((name for name in self.backbones
+                     if name in factory.BACKBONES and rank in factory.BACKBONES[name].ranks),
+                    self.backbones[0])
+
+    def _backbone_options(self, backbone: str) -> dict[str, Any]:
+        """Keyword options for the backbone's builders (``hidden`` for ``"mlp"``)."""
+        return {"hidden": self.hidden_sizes_} if backbone == "mlp" else {}
 
     # ----------------------------------------------------------- the adapter
     def _table_option(self, name: str, default: Any) -> Any:
@@ -249,8 +264,15 @@ class Detector(BaseEstimator):
 
     def _make_adapter(self, X: Any) -> Adapter:
         """A fresh adapter for ``X``: a clone of ``adapter`` (or the one the input calls
-        for) with the tabular shortcuts applied."""
-        adapter = adapter_for(X) if self.adapter is None else clone(self.adapter)
+        for, among :attr:`modalities`) with the tabular shortcuts applied."""
+        if self.adapter is None:
+            adapter = adapter_for(X, self.modalities, type(self).__name__)
+        else:
+            adapter = clone(self.adapter)
+            if self.modalities is not None and adapter.kind not in self.modalities:
+                raise InvalidInputError(
+                    f"{type(self).__name__} takes {' or '.join(self.modalities)} input, but "
+                    f"adapter= is a {adapter.kind} adapter")
         shortcuts = {k: getattr(self, k) for k in TABLE_SHORTCUTS if getattr(self, k) is not None}
         if not shortcuts:
             return adapter

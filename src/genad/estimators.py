@@ -17,7 +17,8 @@ from genad.nets import factory
 from genad.nets.conv1d import Conv1dAutoEncoderNet
 from genad.registry import load_class, names
 
-__all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder", "MODELS"]
+__all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder",
+           "ConvAutoEncoder", "ConvVAE", "MODELS"]
 
 #: the parameters every detector shares (those of ``Detector.__init__``)
 _COMMON = [name for name in inspect.signature(Detector.__init__).parameters if name != "self"]
@@ -57,7 +58,7 @@ class AutoEncoder(Detector):
     """
 
     model_name = "ae"
-    backbones = ("mlp", "conv1d")
+    backbones = ("mlp", "conv1d", "conv2d")
     parameter_constraints = {
         **Detector.parameter_constraints,
         "normalize_errors": OneOf((True, False)),
@@ -83,9 +84,8 @@ class AutoEncoder(Detector):
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         backbone, latent = self._backbone(), self.latent_dim_
-        options: dict[str, Any] = {"dropout": float(self.dropout)}
-        if backbone == "mlp":
-            options["hidden"] = self.hidden_sizes_
+        options: dict[str, Any] = {"dropout": float(self.dropout),
+                                   **self._backbone_options(backbone)}
         return AutoEncoderModel(
             factory.encoder(backbone, sample_shape, latent, **options),
             factory.decoder(backbone, sample_shape, latent, **options),
@@ -166,6 +166,7 @@ class VAE(Detector):
     """
 
     model_name = "vae"
+    backbones = ("mlp", "conv2d")
     parameter_constraints = {
         **Detector.parameter_constraints,
         "beta": Real(0.0, low_open=True),
@@ -195,10 +196,11 @@ class VAE(Detector):
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
-        hidden, latent = self.hidden_sizes_, self.latent_dim_
-        return VAEModel(factory.encoder("mlp", sample_shape, 2 * latent, hidden=hidden),
-                        factory.decoder("mlp", sample_shape, latent, out_multiplier=2,
-                                        hidden=hidden),
+        backbone, latent = self._backbone(), self.latent_dim_
+        options = self._backbone_options(backbone)
+        return VAEModel(factory.encoder(backbone, sample_shape, 2 * latent, **options),
+                        factory.decoder(backbone, sample_shape, latent, out_multiplier=2,
+                                        **options),
                         latent_dim=latent, n_features=math.prod(sample_shape),
                         beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
                         score_method=self.score_method, n_samples=self.n_samples,
@@ -259,6 +261,95 @@ class PCAConvAutoEncoder(Detector):
         return PCAConvAutoEncoderModel(net, math.prod(sample_shape),
                                        n_components=self.n_components,
                                        pca_weight=self.pca_weight)
+
+
+class _ConvImages:
+    """Mixin of the image presets: the ``conv2d`` backbone with ``conv_width`` channels."""
+
+    backbones = ("conv2d",)
+    modalities = ("image",)
+    conv_width: int
+
+    def _backbone_options(self, backbone: str) -> dict[str, Any]:
+        return {"width": int(self.conv_width)}
+
+
+class ConvAutoEncoder(_ConvImages, AutoEncoder):
+    """:class:`AutoEncoder` on images: DCGAN-style convolutional encoder and decoder.
+
+    The score is the squared reconstruction error summed over the pixels (each pixel's
+    error divided by its mean on the training normals with ``normalize_errors``); the
+    anomaly map is the per-pixel error at each image's original size.
+
+    Parameters
+    ----------
+    conv_width : int, default 32
+        Channels of the first convolution (doubling at each halving, up to 8x).
+    normalize_errors, dropout
+        See :class:`AutoEncoder`.
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
+
+    Examples
+    --------
+    >>> import numpy as np, genad
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 50, size=(64, 32, 32), dtype=np.uint8)
+    >>> det = genad.ConvAutoEncoder(conv_width=4, epochs=2, random_state=0, verbose=0)
+    >>> det.fit(images).anomaly_map(images[:2]).shape
+    (2, 32, 32)
+    """
+
+    model_name = "conv-ae"
+    parameter_constraints = {**AutoEncoder.parameter_constraints, "conv_width": Integer(1)}
+
+    def __init__(self, *, conv_width: int = 32, normalize_errors: bool = True,
+                 dropout: float = 0.0,
+                 adapter: Adapter | None = None, backbone: str = "auto",
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(normalize_errors=normalize_errors, dropout=dropout,
+                         **_common(locals()))
+        self.conv_width = conv_width
+
+
+class ConvVAE(_ConvImages, VAE):
+    """:class:`VAE` on images: DCGAN-style convolutional encoder and decoder.
+
+    Parameters
+    ----------
+    conv_width : int, default 32
+        Channels of the first convolution (doubling at each halving, up to 8x).
+    beta, kl_warmup_epochs, score_method, n_samples, learn_variance
+        See :class:`VAE`.
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
+    """
+
+    model_name = "conv-vae"
+    parameter_constraints = {**VAE.parameter_constraints, "conv_width": Integer(1)}
+
+    def __init__(self, *, conv_width: int = 32, beta: float = 1.0, kl_warmup_epochs: int = 10,
+                 score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
+                 adapter: Adapter | None = None, backbone: str = "auto",
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, learning_rate: float = 1e-3,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(beta=beta, kl_warmup_epochs=kl_warmup_epochs,
+                         score_method=score_method, n_samples=n_samples,
+                         learn_variance=learn_variance, **_common(locals()))
+        self.conv_width = conv_width
 
 
 #: CLI name -> detector class, for every preset of :mod:`genad.registry` (in its order)

@@ -13,13 +13,13 @@ Examples
 --------
 >>> from genad import registry
 >>> registry.names()
-('ae', 'dae', 'vae', 'pca-cae')
+('ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae')
 >>> registry.preset("vae").class_name
 'VAE'
 >>> registry.preset("pca-cea")
 Traceback (most recent call last):
     ...
-genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae'
+genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae'
 """  # noqa: E501
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ __all__ = [
 ]
 
 #: the kinds of data a preset can take
-MODALITIES: tuple[str, ...] = ("tabular",)
+MODALITIES: tuple[str, ...] = ("tabular", "image")
 
-#: the backbone kinds: ``"mlp"`` (fully connected layers, sized by ``hidden_sizes``) and
-#: ``"conv1d"`` (1-D convolutions over the feature vector; ``hidden_sizes`` is not used)
-ARCHITECTURES: tuple[str, ...] = ("mlp", "conv1d")
+#: the backbone kinds: ``"mlp"`` (fully connected layers, sized by ``hidden_sizes``),
+#: ``"conv1d"`` (1-D convolutions over the feature vector; ``hidden_sizes`` is not used) and
+#: ``"conv2d"`` (DCGAN-style 2-D convolutions over images)
+ARCHITECTURES: tuple[str, ...] = ("mlp", "conv1d", "conv2d")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ class Preset:
         ``"module:ClassName"`` of the detector class.
     summary : str
         One line for help texts.
-    architecture : {"mlp", "conv1d"}
-        The backbone kind; the report and the tests ask this instead of testing names.
+    architecture : {"mlp", "conv1d", "conv2d"}
+        The backbone kind on the preset's first modality; the report and the tests ask
+        this instead of testing names.
     modalities : tuple of str, default ("tabular",)
         The kinds of data the detector takes (see :data:`MODALITIES`).
     test_settings : mapping, default {}
@@ -162,6 +164,9 @@ class Preset:
 _FAST: dict[str, Any] = dict(epochs=8, batch_size=64, latent_dim=2, target_fpr=0.05,
                              random_state=0, verbose=0, device="cpu")
 
+#: settings of the image presets' tests: small convolutions on small images
+_FAST_IMAGE: dict[str, Any] = dict(_FAST, latent_dim=4, conv_width=4)
+
 #: the presets, by name, in the order the CLI and :data:`genad.MODELS` list them
 PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
     Preset("ae", "genad.estimators:AutoEncoder", "MLP autoencoder", "mlp",
@@ -174,6 +179,10 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
     Preset("pca-cae", "genad.estimators:PCAConvAutoEncoder",
            "PCA + 1-D convolutional autoencoder", "conv1d",
            test_settings={**_FAST, "conv_width": 4}),
+    Preset("conv-ae", "genad.estimators:ConvAutoEncoder", "convolutional autoencoder (images)",
+           "conv2d", modalities=("image",), test_settings=_FAST_IMAGE),
+    Preset("conv-vae", "genad.estimators:ConvVAE", "convolutional VAE (images)", "conv2d",
+           modalities=("image",), test_settings=_FAST_IMAGE),
 )})
 
 

@@ -349,6 +349,16 @@ def register_adapter(cls: type[Adapter]) -> type[Adapter]:
     return cls
 
 
+def _what(X: Any) -> str:
+    """A short description of an input for messages."""
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return f"{type(X).__name__} of shape {tuple(shape)}"
+    if isinstance(X, (str, bytes)) or hasattr(X, "__fspath__"):
+        return repr(str(X))
+    return type(X).__name__
+
+
 #: kind -> the module of each built-in adapter, imported (and so registered) on first use;
 #: named by path, so that this module imports none of the adapters built on it
 BUILT_IN_ADAPTERS = {"tabular": "genad.data.tabular"}
@@ -361,13 +371,23 @@ def _load_adapters() -> None:
         importlib.import_module(module)
 
 
-def adapter_for(X: Any, kinds: Sequence[str] | None = None) -> Adapter:
+def adapter_for(X: Any, kinds: Sequence[str] | None = None, who: str = "genad") -> Adapter:
     """A new, unfitted adapter for input ``X``: the first registered kind accepting it.
+
+    Parameters
+    ----------
+    X : any
+        The user's input.
+    kinds : sequence of str, optional
+        Only these adapter kinds (a detector that takes images only).
+    who : str, default "genad"
+        Who asks, for the error message.
 
     Raises
     ------
     InvalidInputError
-        No adapter reads ``X``.
+        No adapter (of ``kinds``) reads ``X``; when another kind would, the message says
+        which.
 
     Examples
     --------
@@ -380,6 +400,11 @@ def adapter_for(X: Any, kinds: Sequence[str] | None = None) -> Adapter:
     for kind, cls in ordered:
         if (kinds is None or kind in kinds) and cls.accepts(X):
             return cls()
+    other = next((kind for kind, cls in ordered if cls.accepts(X)), None)
+    if other is not None:
+        raise InvalidInputError(
+            f"{who} takes {' or '.join(kinds or ())} input, but this looks like "
+            f"{other} data ({_what(X)}); use a model for {other} data")
     raise InvalidInputError(
         f"cannot tell what kind of data {type(X).__name__} is; supported: "
         + ", ".join(sorted(ADAPTERS))
