@@ -78,10 +78,15 @@ TABLE_SHORTCUTS = ("categorical_columns", "missing", "scaling")
 
 
 def _concat(parts: list[Any]) -> Any:
-    """Join the per-slice results of a chunked call (arrays or DataFrames)."""
+    """Join the per-slice results of a chunked call (arrays, lists or DataFrames); maps
+    of images of several sizes stay a list."""
     if len(parts) == 1:
         return parts[0]
-    return pd.concat(parts) if isinstance(parts[0], pd.DataFrame) else np.concatenate(parts)
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts)
+    if any(isinstance(p, list) for p in parts) or len({p.shape[1:] for p in parts}) > 1:
+        return [m for p in parts for m in p]
+    return np.concatenate(parts)
 
 
 class Detector(BaseEstimator):
@@ -382,6 +387,8 @@ class Detector(BaseEstimator):
         self.adapter_ = adapter
         self.model_ = model
         self.history_ = history
+        if adapter.learns_maps:
+            self._fit_maps(train_set)
         self.n_epochs_ = len(history["train_loss"])
         n_in = getattr(adapter, "n_features_in_", None)
         if n_in is not None:
@@ -473,18 +480,43 @@ class Detector(BaseEstimator):
 
     def _scores(self, samples: SampleSet) -> np.ndarray:
         """One finite float64 score per user sample of ``samples``."""
+        if self.adapter_.scores_need_maps:
+            scores, maps = self._unit_scores_and_maps(samples)
+            return self.adapter_.reduce(scores, samples, maps)
         units = self._run(self.model_.score, samples).double().numpy()
         self._check_finite(units)
         return self.adapter_.reduce(units, samples)
 
-    def _scores_and_maps(self, samples: SampleSet) -> tuple[np.ndarray, Any]:
-        """Scores and maps of ``samples`` from one pass through the model
-        (:meth:`GenerativeModel.infer`); the scores equal ``anomaly_score`` exactly."""
+    def _unit_scores_and_maps(self, samples: SampleSet) -> tuple[np.ndarray, np.ndarray]:
+        """The model's scores and maps of every unit (:meth:`GenerativeModel.infer`)."""
         scores, maps = self._run(self.model_.infer, samples)
         scores, maps = scores.double().numpy(), maps.double().numpy()
         self._check_finite(scores)
         self._check_finite(maps)
-        return self.adapter_.reduce(scores, samples), self.adapter_.to_map(maps, samples)
+        return scores, maps
+
+    def _scores_and_maps(self, samples: SampleSet) -> tuple[np.ndarray, Any]:
+        """Scores and maps of ``samples`` from one pass through the model; the scores
+        equal ``anomaly_score`` exactly."""
+        scores, maps = self._unit_scores_and_maps(samples)
+        unit_maps = maps if self.adapter_.scores_need_maps else None
+        return (self.adapter_.reduce(scores, samples, unit_maps),
+                self.adapter_.to_map(maps, samples))
+
+    def _fit_maps(self, train_set: SampleSet) -> None:
+        """Let the adapter learn its map statistics from the training set's maps (a
+        chunk of its user samples at a time)."""
+        adapter = self.adapter_
+        step = max(1, adapter.score_chunk_size)
+        owners = np.asarray(train_set.owner)
+
+        def parts() -> Iterator[tuple[np.ndarray, SampleSet]]:
+            for start in range(0, train_set.n_samples, step):
+                units = np.flatnonzero((owners >= start) & (owners < start + step))
+                part = train_set.subset(units)
+                yield self._unit_scores_and_maps(part)[1], part
+
+        adapter.fit_maps(parts())
 
     @staticmethod
     def _check_finite(values: np.ndarray) -> None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["SampleSet", "TensorSampleSet", "Adapter", "ADAPTERS", "register_adapter",
-           "adapter_for", "renumber"]
+           "adapter_for", "renumber", "narrow_meta"]
 
 
 class SampleSet(ABC):
@@ -80,6 +80,27 @@ class SampleSet(ABC):
         first appearance; ``meta["index"]`` (the user samples' labels), when present,
         is narrowed to them.
         """
+
+
+def narrow_meta(meta: dict[str, Any], units: np.ndarray, samples: np.ndarray
+                ) -> dict[str, Any]:
+    """A subset's ``meta``: ``index`` and the arrays under ``per_sample`` narrowed to the
+    kept user samples, those under ``per_unit`` to the kept units; the rest shared.
+
+    Examples
+    --------
+    >>> meta = {"index": np.array([10, 11, 12]), "per_unit": {"tile": np.array([0, 1, 0])}}
+    >>> out = narrow_meta(meta, np.array([2]), np.array([1]))
+    >>> out["index"].tolist(), out["per_unit"]["tile"].tolist()
+    ([11], [0])
+    """
+    out = dict(meta)
+    if "index" in out:
+        out["index"] = out["index"][samples]
+    for key, rows in (("per_sample", samples), ("per_unit", units)):
+        if key in out:
+            out[key] = {name: np.asarray(values)[rows] for name, values in out[key].items()}
+    return out
 
 
 def renumber(owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,10 +176,8 @@ class TensorSampleSet(SampleSet):
 
         idx = np.asarray(units, dtype=np.int64)
         owner, kept = renumber(self.owner[idx])
-        meta = dict(self.meta)
-        if "index" in meta:
-            meta["index"] = meta["index"][kept]
-        return TensorSampleSet(self.tensor[torch.from_numpy(idx)], owner, len(kept), meta)
+        return TensorSampleSet(self.tensor[torch.from_numpy(idx)], owner, len(kept),
+                               narrow_meta(self.meta, idx, kept))
 
 
 class Adapter(BaseEstimator, ABC):
@@ -253,8 +272,24 @@ class Adapter(BaseEstimator, ABC):
         return samples.subset(np.flatnonzero(~mask)), samples.subset(np.flatnonzero(mask))
 
     # ------------------------------------------------------------- results
-    def reduce(self, unit_scores: np.ndarray, samples: SampleSet) -> np.ndarray:
-        """One score per user sample from the units' scores (default: the mean)."""
+    #: whether :meth:`fit_maps` learns from the training maps (the detector then runs
+    #: the model's ``infer`` over the training set once after training)
+    learns_maps: ClassVar[bool] = False
+
+    @property
+    def scores_need_maps(self) -> bool:
+        """Whether :meth:`reduce` needs the units' maps (an image score taken from its
+        map); the detector then scores with the model's ``infer``."""
+        return False
+
+    def fit_maps(self, parts: Iterator[tuple[np.ndarray, SampleSet]]) -> None:  # noqa: B027
+        """Learn map statistics (e.g. per-pixel normalisation) from the training set's
+        unit maps, given a chunk at a time with their sample sets. Optional."""
+
+    def reduce(self, unit_scores: np.ndarray, samples: SampleSet,
+               unit_maps: np.ndarray | None = None) -> np.ndarray:
+        """One score per user sample from the units' scores (default: the mean); the
+        units' maps come too when :attr:`scores_need_maps` says so."""
         if len(unit_scores) == samples.n_samples and np.array_equal(
                 samples.owner, np.arange(len(samples))):
             return unit_scores
@@ -361,7 +396,7 @@ def _what(X: Any) -> str:
 
 #: kind -> the module of each built-in adapter, imported (and so registered) on first use;
 #: named by path, so that this module imports none of the adapters built on it
-BUILT_IN_ADAPTERS = {"tabular": "genad.data.tabular"}
+BUILT_IN_ADAPTERS = {"tabular": "genad.data.tabular", "image": "genad.data.image"}
 
 
 def _load_adapters() -> None:

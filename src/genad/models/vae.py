@@ -95,7 +95,7 @@ class VAEModel(GenerativeModel):
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
         nll, kl = self._nll_kl(x)
-        nll = nll - self.nll_baseline
+        nll = nll - self.nll_baseline.view(nll.shape[1:])
         # share KL among features in proportion to their (shifted, positive) NLL
         flat = nll.flatten(1)
         w = flat - flat.min(dim=1, keepdim=True).values + 1e-6
@@ -105,7 +105,7 @@ class VAEModel(GenerativeModel):
         """After training: each feature's mean NLL on the training rows becomes its
         ``nll_baseline``."""
         self.nll_baseline.copy_(mean_over(lambda xb: self._nll_kl(xb)[0].sum(dim=0),
-                                          x_train).float())
+                                          x_train).float().reshape(-1))
 
     def _nll_kl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-feature NLL ``(n, d)`` and KL ``(n, 1)`` (zero KL for reconstruction probability)."""
