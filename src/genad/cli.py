@@ -322,16 +322,119 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# --------------------------------------------------------------- modality
+class Modality(str, enum.Enum):
+    """``--modality`` choices."""
+
+    auto = "auto"
+    tabular = "tabular"
+    image = "image"
+
+
+def _modality(data: Path, forced: Modality) -> str:
+    """``"image"`` or ``"tabular"``: ``--modality``, else detected from DATA (a folder, an
+    image file or a manifest CSV with a path column are images)."""
+    if forced is not Modality.auto:
+        return forced.value
+    from genad.data.image_io import is_image_source
+
+    return "image" if is_image_source(data) else "tabular"
+
+
+def _check_model_modality(name: str, modality: str) -> None:
+    preset = registry.preset(name)
+    if modality not in preset.modalities:
+        fitting = ", ".join(registry.names(modality))
+        noun = {"tabular": "tables", "image": "images"}.get(modality, modality)
+        raise InvalidInputError(f"model {name!r} does not take {noun}; models for {noun}: "
+                                f"{fitting}")
+
+
+def _select_split(images: Any, labels: Any, split: str | None, default: str
+                  ) -> tuple[Any, Any, str | None]:
+    """The manifest rows of ``split`` (default ``default`` when the manifest has it)."""
+    import numpy as np
+
+    splits = images.splits
+    if splits is None:
+        if split is not None:
+            raise InvalidInputError(f"--split {split}: {images.source} has no split column")
+        return images, labels, None
+    chosen = split if split is not None else (default if default in splits else None)
+    if chosen is None:
+        return images, labels, None
+    rows = np.array([s == chosen for s in splits])
+    if not rows.any():
+        raise InvalidInputError(f"--split {chosen}: no row of {images.source} has that split; "
+                                f"its splits: {', '.join(sorted(set(splits)))}")
+    return images.take(rows), None if labels is None else labels[rows], chosen
+
+
+def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any, str | None]:
+    """Images of DATA with their labels (None without), restricted to a split."""
+    from genad.data.image import ImageAdapter
+
+    images, labels = ImageAdapter().read_labelled(data, None)
+    return _select_split(images, labels, split, default)
+
+
+def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
+                  tile: int | None, split: str | None, target_fpr: float,
+                  epochs: int | None, seed: int, device: str, verbose: int) -> None:
+    from genad.data.image import ImageAdapter
+
+    name = model.value if model is not None else "conv-ae"
+    _check_model_modality(name, "image")
+    images, y, chosen = _read_images(data, split, "train")
+    detector = registry.load_class(name)(
+        adapter=ImageAdapter(size=size, tile=tile), target_fpr=target_fpr, epochs=epochs,
+        random_state=seed, device=device, verbose=verbose)
+    detector.fit(images, y)
+    path = _save(detector, target)
+    n = len(images)
+    n_anomalies = int(y.sum()) if y is not None else 0
+    adapter = detector.adapter_
+    history = detector.history_
+    echo = typer.echo
+    echo(f"trained {type(detector).__name__} on {n - n_anomalies:,} normal images of {n:,}"
+         + (f" ({n_anomalies:,} labelled anomalies left out)" if n_anomalies else "")
+         + (f", split {chosen!r}" if chosen else ""))
+    h, w = adapter.size_
+    echo(f"  images:    {h} x {w} px, {adapter.channels_} channel"
+         f"{'s' if adapter.channels_ > 1 else ''}"
+         + (f", {adapter.n_tiles_} tiles of {adapter.tile} px" if adapter.tile else ""))
+    echo(f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
+         + (", stopped early" if history.get("stopped_early") else "") + ")")
+    echo(f"  threshold: {detector.threshold_:.6g} (target false-positive rate "
+         f"{target_fpr:g} on {len(detector.calibration_scores_):,} held-out normal images)")
+    echo(f"saved {path}")
+
+
 # ------------------------------------------------------------------ train
 @app.command("train", cls=_Command)
 def _train(
     data: Path = typer.Argument(
-        ..., metavar="DATA", help="Training table (.csv, .tsv or .parquet)."
+        ..., metavar="DATA",
+        help="Training table (.csv, .tsv or .parquet), or images: a folder (class folders "
+             "such as good/ and crack/ give labels), a manifest CSV (path, label, mask_path, "
+             "split, group, crop_x/y/w/h) or one image file.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to save the model (.genad)."),
-    model: ModelName = typer.Option(
-        ModelName("ae"), "--model", "-m", help=_MODEL_HELP
+    model: ModelName | None = typer.Option(
+        None, "--model", "-m", help=_MODEL_HELP + " Default: ae for tables, conv-ae for images."
     ),
+    modality: Modality = typer.Option(
+        Modality.auto, "--modality", help="Kind of DATA (default: detected from it)."),
+    size: int | None = typer.Option(
+        None, "--size", min=8,
+        help="Images: the model's input side in pixels (default: the images' own size up "
+             "to 128 px)."),
+    tile: int | None = typer.Option(
+        None, "--tile", min=8, help="Images: cut each resized image into TILE px squares."),
+    split: str | None = typer.Option(
+        None, "--split",
+        help="Manifests with a split column: train on these rows (default: 'train' when "
+             "present)."),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
         help="0/1 label column (1 = anomaly). It is not a feature; rows labelled 1 are "
@@ -366,9 +469,24 @@ def _train(
         help="No progress (a bar on a terminal, a line every few epochs otherwise).",
     ),
 ) -> None:
-    """Train a detector on the normal rows of DATA and save it to one .genad file."""
+    """Train a detector on the normal rows (or images) of DATA and save it to one .genad
+    file."""
     target = _model_out(out)
     _check_out(target, data=data)
+    if _modality(data, modality) == "image":
+        if label_column is not None or exclude_columns or categorical:
+            raise InvalidInputError("--label-column, --exclude-columns and --categorical are "
+                                    "for tables; images take labels from a manifest's label "
+                                    "column or from class folders")
+        _train_images(data, target, model, size=size, tile=tile, split=split,
+                      target_fpr=target_fpr, epochs=epochs,
+                      seed=seed if random_state is None else random_state, device=device,
+                      verbose=_verbosity(quiet))
+        return
+    if size is not None or tile is not None or split is not None:
+        raise InvalidInputError("--size, --tile and --split are for images; DATA is a table")
+    model = model or ModelName("ae")
+    _check_model_modality(model.value, "tabular")
     df = _read(data)
     excluded = _names(exclude_columns)
     _check_columns(excluded, df, data, "excluded column")
@@ -461,11 +579,22 @@ def _calibrate(
 def _score(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     data: Path = typer.Argument(
-        ..., metavar="DATA", help="Table to score (.csv, .tsv or .parquet)."
+        ..., metavar="DATA",
+        help="Table to score (.csv, .tsv or .parquet), or images (folder, manifest CSV, "
+             "image file) for an image model."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output table (.csv or .parquet)."),
     top_k: int = typer.Option(3, "--top-k", min=1,
-                              help="Columns listed in top_features per row."),
+                              help="Columns (tables) or hot spots (images) listed in "
+                                   "top_features per row."),
+    overlays: Path | None = typer.Option(
+        None, "--overlays",
+        help="Images: folder for overlay PNGs of the flagged images (default: OUT's name "
+             "with _overlays)."),
+    no_overlays: bool = typer.Option(False, "--no-overlays", help="Images: no overlays."),
+    split: str | None = typer.Option(
+        None, "--split", help="Manifests with a split column: score these rows (default: "
+                              "'test' when present)."),
     id_column: str | None = typer.Option(
         None, "--id-column", "-i", help="Column of DATA copied first into the output."),
     keep_columns: list[str] | None = typer.Option(
@@ -478,10 +607,29 @@ def _score(
     Output rows are in the order of DATA, after the --id-column and --keep-columns
     columns when asked for. Columns the model does not use (a label, an id) are ignored.
     """
-    from genad.scoring import score_file
+    from genad.scoring import score_file, score_images
 
     _check_out(out, model=model_path, data=data)
     detector = _load(model_path)
+    if detector.adapter_.kind == "image":
+        if id_column is not None or keep_columns:
+            raise InvalidInputError("--id-column and --keep-columns are for tables; image "
+                                    "scores are keyed by the image's path")
+        images, _, chosen = _read_images(data, split, "test")
+        folder = None if no_overlays else (
+            overlays or out.with_name(out.stem + "_overlays"))
+        result = score_images(detector, images, out, overlays=folder, top_k=top_k)
+        typer.echo(f"scored {result.n_rows:,} images"
+                   + (f" (split {chosen!r})" if chosen else "")
+                   + f"; flagged {result.n_flagged:,} "
+                   f"({result.n_flagged / max(1, result.n_rows):.2%}) above threshold "
+                   f"{detector.threshold_:.6g}")
+        typer.echo(f"wrote {out}")
+        if folder is not None:
+            typer.echo(f"wrote {len(result.overlays):,} overlays to {folder}")
+        return
+    if split is not None or overlays is not None or no_overlays:
+        raise InvalidInputError("--split, --overlays and --no-overlays are for image models")
     summary = score_file(detector, data, out, top_k=top_k, id_column=id_column,
                          keep_columns=_names(keep_columns))
     n_flagged, n_rows = summary.n_flagged, summary.n_rows
@@ -495,21 +643,46 @@ def _score(
 def _evaluate(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     data: Path = typer.Argument(
-        ..., metavar="DATA", help="Labelled table (.csv, .tsv or .parquet)."
+        ..., metavar="DATA",
+        help="Labelled table (.csv, .tsv or .parquet), or labelled images (a manifest with "
+             "a label column, or class folders) for an image model.",
     ),
-    label_column: str = typer.Option(..., "--label-column", "-l",
-                                     help="0/1 label column (1 = anomaly)."),
+    label_column: str | None = typer.Option(
+        None, "--label-column", "-l",
+        help="0/1 label column (1 = anomaly); needed for tables."),
+    split: str | None = typer.Option(
+        None, "--split", help="Manifests with a split column: evaluate these rows (default: "
+                              "'test' when present)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """AUROC, AUPRC, precision@k, and precision/recall/F1 at the model's threshold."""
+    """AUROC, AUPRC, precision@k, and precision/recall/F1 at the model's threshold; for
+    images with masks also pixel AUROC and AUPRO."""
     from genad.metrics import evaluate_scores
 
     detector = _load(model_path)
-    df, y = _split_labels(_read(data), label_column, data)
-    scores = detector.anomaly_score(df)
+    pixel: dict[str, Any] = {}
+    if detector.adapter_.kind == "image":
+        images, y, _ = _read_images(data, split, "test")
+        if y is None:
+            raise InvalidInputError(f"{data} carries no labels: give a manifest with a label "
+                                    "column, or class folders (good/ and the defect kinds)")
+        masks = detector.adapter_.load_masks(images)
+        if masks is not None:
+            scores, maps = detector._score_and_map(images)
+            pixel = _pixel_metrics(masks, maps)
+        else:
+            scores = detector.anomaly_score(images)
+    else:
+        if label_column is None:
+            raise InvalidInputError("--label-column is needed to evaluate on a table")
+        if split is not None:
+            raise InvalidInputError("--split is for image manifests")
+        df, y = _split_labels(_read(data), label_column, data)
+        scores = detector.anomaly_score(df)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = evaluate_scores(y, scores, detector.threshold_)
+    metrics.update(pixel)
     if as_json:
         typer.echo(json.dumps(_jsonable(metrics), indent=2))
         return
@@ -535,9 +708,22 @@ def _evaluate(
         ("TP / FP / FN / TN",
          f"{metrics['tp']:,} / {metrics['fp']:,} / {metrics['fn']:,} / {metrics['tn']:,}"),
     ]
+    rows += [(label, metrics[key]) for key, label in (("pixel_auroc", "pixel AUROC"),
+                                                      ("aupro", "AUPRO (FPR <= 0.3)"))
+             if key in metrics]
     for name, value in rows:
         table.add_row(name, _fmt(value))
     _console().print(table)
+
+
+def _pixel_metrics(masks: list[Any], maps: Any) -> dict[str, float]:
+    """Pixel AUROC and AUPRO of the maps against the ground-truth masks."""
+    from genad.metrics import aupro, pixel_auroc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"pixel_auroc": pixel_auroc(masks, list(maps)),
+                "aupro": aupro(masks, list(maps), fpr_limit=0.3)}
 
 
 # ----------------------------------------------------------------- report

@@ -576,9 +576,26 @@ class Detector(BaseEstimator):
         parts = [self._explain(samples, top_k) for samples in self._chunks(X)]
         return parts[0] if len(parts) == 1 else pd.concat(parts)
 
-    def _explain(self, samples: SampleSet, top_k: int) -> pd.DataFrame:
+    def explain_chunks(self, X: Any, top_k: int = 3) -> Iterator[tuple[pd.DataFrame, Any]]:
+        """:meth:`explain`'s table and :meth:`anomaly_map`'s maps, a chunk of ``X`` at a
+        time (for streaming consumers such as ``genad score``, which draws overlays of
+        flagged images); memory stays bounded by the adapter's chunk size.
+
+        Yields
+        ------
+        table : DataFrame
+            As :meth:`explain` gives for the chunk's samples.
+        maps : ndarray, DataFrame or list of ndarray
+            As :meth:`anomaly_map` gives for them.
+        """
+        check_int("top_k", top_k, low=1)
+        self._check_fitted()
+        for samples in self._chunks(X):
+            yield self._explain(samples, top_k, with_maps=True)
+
+    def _explain(self, samples: SampleSet, top_k: int, with_maps: bool = False) -> Any:
         scores, maps = self._scores_and_maps(samples)
-        return pd.DataFrame(
+        table = pd.DataFrame(
             {
                 "anomaly_score": scores,
                 "p_value": cal.conformal_p_values(self.calibration_scores_, scores),
@@ -587,6 +604,43 @@ class Detector(BaseEstimator):
             },
             index=self.adapter_.index(samples),
         )
+        return (table, maps) if with_maps else table
+
+    def sample(self, n: int, *, random_state: int | None = 0) -> Any:
+        """``n`` samples drawn from the fitted generative model: what it thinks normal
+        data looks like (images: an array ``(n, H, W)`` or ``(n, H, W, C)`` in ``[0, 1]``
+        at the model's size).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples (>= 1).
+        random_state : int or None, default 0
+            Seed of the draws (the same seed gives the same samples).
+
+        Raises
+        ------
+        InvalidInputError
+            The model cannot generate (a plain autoencoder has no prior to sample), or
+            the adapter cannot turn model units back into data.
+        """
+        check_int("n", n, low=1)
+        self._check_fitted()
+        sampler = getattr(self.model_, "sample", None)
+        to_data = getattr(self.adapter_, "to_data", None)
+        if sampler is None or to_data is None:
+            raise InvalidInputError(
+                f"{type(self).__name__} on {self.adapter_.kind} data cannot generate samples")
+        seed = 0 if random_state is None else int(random_state)
+        gen = torch.Generator(device=self._device()).manual_seed(seed)
+        self.model_.eval()
+        with torch.no_grad():
+            try:
+                units = sampler(int(n), gen)
+            except NotImplementedError as exc:
+                raise InvalidInputError(str(exc) or f"{type(self).__name__} cannot generate "
+                                        "samples") from None
+        return to_data(units.detach().cpu().double().numpy())
 
     def predict(self, X: Any) -> np.ndarray:
         """1 = anomaly (score above ``threshold_``), 0 = normal."""

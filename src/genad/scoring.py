@@ -1,4 +1,5 @@
-"""Score a table file into a score file: what ``genad score`` does.
+"""Score a file into a score file: what ``genad score`` does (tables, and images with
+overlays of the flagged ones: :func:`score_images`).
 
 The output has one row per input row, in input order: the id column and any kept input
 columns first (when asked for), then ``anomaly_score``, ``p_value``, ``is_anomaly`` and
@@ -22,7 +23,8 @@ from genad._io import atomic_path
 from genad._text import require_columns
 from genad.errors import GenadError, InvalidInputError, warnings_once
 
-__all__ = ["ScoreSummary", "score_file", "SCORE_COLUMNS", "OUTPUT_FORMATS", "STREAM_ROWS"]
+__all__ = ["ScoreSummary", "ImageScoreSummary", "score_file", "score_images", "SCORE_COLUMNS",
+           "OUTPUT_FORMATS", "STREAM_ROWS"]
 
 #: rows read, scored and written at a time by :func:`score_file`
 STREAM_ROWS = 65_536
@@ -198,3 +200,102 @@ class _Writer:
         if self.parquet is not None:
             self.parquet.close()
             self.parquet = None
+
+
+# ------------------------------------------------------------------ images
+@dataclass(frozen=True)
+class ImageScoreSummary(ScoreSummary):
+    """What :func:`score_images` wrote: the score table and the overlays."""
+
+    overlays: tuple[Path, ...] = ()
+
+
+def _overlay_name(name: str, used: set[str]) -> str:
+    """A flat, unique PNG file name for an image named ``name`` (a relative path)."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).with_suffix(
+        "").as_posix().replace("/", "__")) or "image"
+    candidate, k = f"{stem}.png", 1
+    while candidate in used:
+        k += 1
+        candidate = f"{stem}_{k}.png"
+    used.add(candidate)
+    return candidate
+
+
+def score_images(
+    detector: Any,
+    data: Any,
+    out: str | Path,
+    *,
+    overlays: str | Path | None = None,
+    top_k: int = 3,
+    max_overlays: int = 500,
+) -> ImageScoreSummary:
+    """Score every image of ``data``; write the score table and overlays of flagged images.
+
+    Parameters
+    ----------
+    detector : fitted Detector
+        An image detector.
+    data : folder, manifest CSV, list of paths or array
+        The images (read by the detector's image adapter).
+    out : path ending in ``.csv`` or ``.parquet``
+        One row per image, in input order: ``image`` (its path, or ``image i``), then
+        ``anomaly_score``, ``p_value``, ``is_anomaly`` and ``top_features`` (the hottest
+        spots: ``x=.. y=.. (z)``, in original pixels).
+    overlays : folder, optional
+        Where to write ``<image>.png`` for each flagged image: the image with its anomaly
+        map laid over it, on the model's fixed scale (a normal image stays cold). None:
+        no overlays.
+    top_k : int, default 3
+        Hot spots listed per image.
+    max_overlays : int, default 500
+        At most this many overlays (the first flagged images in input order).
+
+    Returns
+    -------
+    ImageScoreSummary
+    """
+    out = Path(out)
+    kind = OUTPUT_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise InvalidInputError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    adapter = detector.adapter_
+    images = adapter.read(data)
+    written: list[Path] = []
+    used: set[str] = set()
+    folder = None if overlays is None else Path(overlays)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    start = n_rows = n_flagged = 0
+    with atomic_path(out) as tmp, warnings_once():
+        writer = _Writer(tmp, kind)
+        try:
+            for table, maps in detector.explain_chunks(images, top_k=top_k):
+                flagged = table["is_anomaly"].to_numpy().nonzero()[0]
+                if folder is not None:
+                    for j in flagged:
+                        if len(written) >= max_overlays:
+                            break
+                        written.append(_write_overlay(adapter, images, start + int(j),
+                                                      maps[int(j)], folder, used))
+                table = table.rename_axis("image").reset_index()
+                writer.write(table)
+                start += len(table)
+                n_rows += len(table)
+                n_flagged += len(flagged)
+        finally:
+            writer.close()
+    return ImageScoreSummary(out, n_rows, n_flagged, tuple(written))
+
+
+def _write_overlay(adapter: Any, images: Any, i: int, amap: Any, folder: Path,
+                   used: set[str]) -> Path:
+    from genad.report.images import overlay
+
+    picture = adapter.display_image(images, i)
+    vmin, vmax = adapter.map_scale()
+    path = folder / _overlay_name(images.names[i], used)
+    with atomic_path(path) as tmp:
+        overlay(picture, amap, vmin=vmin, vmax=vmax).save(tmp, format="PNG")
+    return path

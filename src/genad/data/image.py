@@ -637,6 +637,31 @@ class ImageAdapter(Adapter):
             out.append(mask)
         return out
 
+    # ------------------------------------------------------------- display
+    def display_image(self, X: Any, i: int) -> np.ndarray:
+        """Image ``i`` of ``X`` as a person sees it: ``(H, W)`` or ``(H, W, 3)`` float in
+        ``[0, 1]`` at its original size (after its crop box), in the model's channels."""
+        images = read_source(X)
+        a, _ = self._decode(images, i, None)
+        a = np.clip(self._channels(a), 0.0, 1.0)
+        return a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
+
+    def map_scale(self) -> tuple[float, float | None]:
+        """The fixed colour scale of maps ``(vmin, vmax)``: from the hottest 0.1 % of the
+        training images' pixels up to three times that, so that a normal image stays
+        cold; ``(0, None)`` (each map's own maximum) before :meth:`fit_maps`."""
+        if self.map_hot_ is None:
+            return 0.0, None
+        hot = max(float(self.map_hot_), 1e-6)
+        return hot, 3.0 * hot
+
+    def to_data(self, units: np.ndarray) -> np.ndarray:
+        """Model units (normalised ``(n, C, H, W)``) back to images in ``[0, 1]``:
+        ``(n, H, W)`` for one channel, ``(n, H, W, C)`` otherwise (tiles stay tiles)."""
+        x = units * self.std_.reshape(1, -1, 1, 1) + self.mean_.reshape(1, -1, 1, 1)
+        x = np.clip(x, 0.0, 1.0)
+        return x[:, 0] if x.shape[1] == 1 else np.moveaxis(x, 1, -1)
+
     # --------------------------------------------------------------- state
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         doc = {
