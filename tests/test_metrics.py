@@ -121,3 +121,173 @@ def test_evaluate_scores_combines_metrics(labelled):
     for key, value in expected.items():
         assert out[key] == pytest.approx(value, nan_ok=True)
     assert "threshold" not in metrics.evaluate_scores(y, scores)
+
+
+# --- pixel metrics of anomaly maps ------------------------------------------------------
+
+def _brute_force_aupro(masks, maps, fpr_limit):
+    """PRO curve threshold by threshold with explicit region masks, then a segment walk."""
+    from scipy import ndimage
+
+    regions, normals = [], []
+    for mask in masks:
+        labelled, n = ndimage.label(mask, structure=[[1, 1, 1], [1, 1, 1], [1, 1, 1]])
+        regions.append([labelled == k for k in range(1, n + 1)])
+        normals.append(labelled == 0)
+    n_normal = sum(int(m.sum()) for m in normals)
+    n_regions = sum(len(r) for r in regions)
+    points = [(0.0, 0.0)]
+    for t in sorted({float(v) for m in maps for v in np.ravel(m)}, reverse=True):
+        predicted = [np.asarray(m) >= t for m in maps]
+        fp = sum(int((p & n).sum()) for p, n in zip(predicted, normals, strict=True))
+        overlap = sum((p & r).sum() / r.sum()
+                      for p, rs in zip(predicted, regions, strict=True) for r in rs)
+        points.append((fp / n_normal, overlap / n_regions))
+    area = 0.0
+    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=True):
+        if x1 <= fpr_limit:
+            area += (x1 - x0) * (y0 + y1) / 2
+        elif x0 < fpr_limit:
+            y_limit = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
+            area += (fpr_limit - x0) * (y0 + y_limit) / 2
+    return area / fpr_limit, points
+
+
+def _blobs(rng, shape, n_blobs):
+    mask = np.zeros(shape, dtype=int)
+    for _ in range(n_blobs):
+        r, c = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        mask[r:r + rng.integers(1, 4), c:c + rng.integers(1, 4)] = 1
+    return mask
+
+
+#: one row of 13 pixels: region A (1 pixel), region B (2 pixels), 10 normal pixels
+_ROW_MASK = np.array([[[1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]]])
+
+
+def test_perfect_and_inverted_maps():
+    rng = np.random.default_rng(0)
+    masks = np.stack([_blobs(rng, (10, 12), 3) for _ in range(4)] + [np.zeros((10, 12), int)])
+    assert metrics.pixel_auroc(masks, masks * 3.0) == 1.0
+    assert metrics.aupro(masks, masks * 3.0) == 1.0
+    assert metrics.pixel_auroc(masks, 1.0 - masks) == 0.0
+    assert metrics.aupro(masks, 1.0 - masks) == 0.0
+    # a constant map has one threshold: the curve is the straight line (0, 0) -> (1, 1)
+    assert metrics.aupro(masks, np.zeros(masks.shape)) == pytest.approx(0.15)
+    assert metrics.pixel_auroc(masks, np.zeros(masks.shape)) == 0.5
+
+
+def test_pro_curve_of_two_regions_by_hand():
+    # A = 0.9; a normal 0.85; B = 0.8 and 0.3; a normal 0.5; the 8 other normals 0
+    scores = np.array([[[0.9, 0.85, 0.8, 0.3, 0.5, 0, 0, 0, 0, 0, 0, 0, 0]]])
+    fpr, pro = metrics.pro_curve(_ROW_MASK, scores)
+    assert fpr.tolist() == pytest.approx([0, 0, 0.1, 0.1, 0.2, 0.2, 1.0])
+    assert pro.tolist() == pytest.approx([0, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0])
+    # area to 0.3 = 0.1 * 0.5 + 0.1 * 0.75 + 0.1 * 1
+    assert metrics.aupro(_ROW_MASK, scores) == pytest.approx(0.225 / 0.3)
+    # to 0.15, half-way along the flat PRO = 0.75 step
+    assert metrics.aupro(_ROW_MASK, scores, fpr_limit=0.15) == pytest.approx(
+        (0.05 + 0.05 * 0.75) / 0.15)
+    assert metrics.aupro(_ROW_MASK, scores, fpr_limit=1.0) == pytest.approx(
+        0.05 + 0.075 + 0.8)
+
+
+def test_aupro_interpolates_a_sloped_segment_at_the_fpr_limit():
+    # B's second pixel ties with a normal at 0.5: the curve goes straight (0.1, 0.75) -> (0.2, 1)
+    scores = np.array([[[0.9, 0.85, 0.8, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0]]])
+    fpr, pro = metrics.pro_curve(_ROW_MASK, scores)
+    assert fpr.tolist() == pytest.approx([0, 0, 0.1, 0.1, 0.2, 1.0])
+    assert pro.tolist() == pytest.approx([0, 0.5, 0.5, 0.75, 1.0, 1.0])
+    # PRO at 0.15 interpolates to 0.875
+    expected = (0.1 * 0.5 + 0.05 * (0.75 + 0.875) / 2) / 0.15
+    assert metrics.aupro(_ROW_MASK, scores, fpr_limit=0.15) == pytest.approx(expected)
+    # exactly at a curve point: no interpolation
+    assert metrics.aupro(_ROW_MASK, scores, fpr_limit=0.2) == pytest.approx(
+        (0.05 + 0.1 * 0.875) / 0.2)
+
+
+def test_regions_use_eight_connectivity():
+    # the diagonal pair is one region of 3 pixels (two regions, 1 and 2 pixels, with 4-conn.)
+    mask = np.array([[[1, 0, 0], [0, 1, 1], [0, 0, 0]]])
+    scores = np.where(mask == 1, 0.0, 0.5)
+    scores[0, 0, 0] = 1.0
+    assert metrics.aupro(mask, scores, fpr_limit=1.0) == pytest.approx(1 / 3)  # not 1/2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("fpr_limit", [0.05, 0.3, 1.0])
+def test_aupro_matches_brute_force(seed, fpr_limit):
+    rng = np.random.default_rng(seed)
+    masks = [_blobs(rng, (9, 11), 3), _blobs(rng, (7, 6), 2), np.zeros((8, 8), int),
+             _blobs(rng, (12, 5), 4)]
+    # rounded scores make ties, within and across images and classes
+    maps = [np.round(rng.random(m.shape) + 0.4 * m, 1) for m in masks]
+    expected, points = _brute_force_aupro(masks, maps, fpr_limit)
+    assert metrics.aupro(masks, maps, fpr_limit=fpr_limit) == pytest.approx(expected, abs=1e-12)
+    fpr, pro = metrics.pro_curve(masks, maps)
+    assert np.column_stack([fpr, pro]) == pytest.approx(np.array(points), abs=1e-12)
+
+
+def test_pixel_auroc_pools_differently_sized_images():
+    rng = np.random.default_rng(3)
+    masks = [_blobs(rng, (6, 9), 2), _blobs(rng, (4, 4), 1), np.zeros((5, 7), int)]
+    maps = [rng.normal(size=m.shape) + m for m in masks]
+    y = np.concatenate([m.ravel() for m in masks])
+    s = np.concatenate([m.ravel() for m in maps])
+    assert metrics.pixel_auroc(masks, maps) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    out = metrics.evaluate_maps(masks, maps, fpr_limit=0.2)
+    assert out["pixel_auroc"] == metrics.pixel_auroc(masks, maps)
+    assert out["aupro"] == metrics.aupro(masks, maps, fpr_limit=0.2)
+    assert (out["n_images"], out["n_pixels"], out["n_defect_pixels"]) == (3, 105, int(y.sum()))
+
+
+def test_array_and_list_inputs_agree_and_bool_masks_accepted():
+    rng = np.random.default_rng(4)
+    masks = np.stack([_blobs(rng, (8, 8), 2) for _ in range(3)])
+    maps = rng.random(masks.shape) + masks
+    assert metrics.aupro(masks, maps) == metrics.aupro(list(masks.astype(bool)), list(maps))
+    assert metrics.pixel_auroc(masks, maps) == metrics.pixel_auroc(masks.astype(bool), maps)
+
+
+@pytest.mark.parametrize("fn", [metrics.pixel_auroc, metrics.aupro])
+@pytest.mark.parametrize("only", [0, 1])
+def test_one_class_of_pixels_gives_nan_and_warns(fn, only):
+    masks = [np.full((3, 4), only), np.full((2, 2), only)]
+    with pytest.warns(GenadWarning, match="one class") as record:
+        value = fn(masks, [np.ones((3, 4)), np.zeros((2, 2))])
+    assert math.isnan(value)
+    assert record[0].filename == __file__  # the warning points at the caller
+    with pytest.warns(GenadWarning, match="one class"):
+        fpr, pro = metrics.pro_curve(masks, [np.ones((3, 4)), np.zeros((2, 2))])
+    assert fpr.size == pro.size == 0
+
+
+def test_evaluate_maps_with_one_class_is_nan_for_both():
+    with pytest.warns(GenadWarning, match="one class") as record:
+        out = metrics.evaluate_maps(np.zeros((2, 3, 3)), np.ones((2, 3, 3)))
+    assert math.isnan(out["pixel_auroc"]) and math.isnan(out["aupro"])
+    assert {r.filename for r in record} == {__file__}
+
+
+@pytest.mark.parametrize("fn", [metrics.pixel_auroc, metrics.aupro, metrics.evaluate_maps])
+def test_map_validation_names_the_image(fn):
+    with pytest.raises(InvalidInputError, match=r"image 1: .*\(4, 4\).*\(4, 5\)"):
+        fn([np.zeros((3, 3)), np.zeros((4, 4))], [np.zeros((3, 3)), np.zeros((4, 5))])
+    with pytest.raises(InvalidInputError, match="2 masks but 3 maps"):
+        fn(np.zeros((2, 3, 3)), np.zeros((3, 3, 3)))
+    with pytest.raises(InvalidInputError, match=r"mask 0 .* found 255 \(divide"):
+        fn(np.full((1, 2, 2), 255, dtype=np.uint8), np.zeros((1, 2, 2)))
+    with pytest.raises(InvalidInputError, match="map 0 holds NaN"):
+        fn(np.eye(3)[None], np.full((1, 3, 3), np.nan))
+    with pytest.raises(InvalidInputError, match=r"got shape \(3, 3\)"):
+        fn(np.eye(3), np.eye(3))
+    with pytest.raises(InvalidInputError, match="mask 1 has shape"):
+        fn([np.eye(3), np.ones((1, 3, 3))], [np.eye(3), np.ones((1, 3, 3))])
+    with pytest.raises(InvalidInputError, match="empty"):
+        fn([], [])
+
+
+@pytest.mark.parametrize("limit", [0, -0.1, 1.5, float("nan")])
+def test_aupro_fpr_limit_must_be_in_unit_interval(limit):
+    with pytest.raises(InvalidInputError, match="fpr_limit"):
+        metrics.aupro(_ROW_MASK, _ROW_MASK * 1.0, fpr_limit=limit)
