@@ -1,4 +1,5 @@
-"""The ``genad`` command line: train, calibrate, score, evaluate, report, info, demo.
+"""The ``genad`` command line: train, calibrate, score, evaluate, report, info, generate,
+demo.
 
 Every error a user can cause (a missing or unreadable file, a bad column, a bad label,
 a damaged model, a diverged training run, an ``--out`` that is one of the inputs) is
@@ -21,6 +22,9 @@ Examples
     $ genad evaluate fraud.genad test.csv --label-column Class
     $ genad report fraud.genad test.csv --label-column Class --out report.html
     $ genad info fraud.genad
+    $ genad train bottle/train --model conv-vae --size 64 --out bottle.genad
+    $ genad score bottle.genad bottle/test --out bottle-scores.csv
+    $ genad generate bottle.genad -n 64 --out samples.png
     $ genad demo
 """
 
@@ -763,7 +767,8 @@ def _info(
     model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad model file."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole model document."),
 ) -> None:
-    """Describe a saved model: class, parameters, columns, threshold, training, versions."""
+    """Describe a saved model: class, parameters, columns or image settings, threshold,
+    training, versions."""
     from genad.bundle import read_document
 
     _load(model_path)  # verifies the weights too, not only the document
@@ -791,8 +796,13 @@ def _info(
         + (", hit the epoch cap while still improving" if history.get("hit_epoch_cap") else "")
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
     )
-    console.print(f"network    hidden {fitted.get('hidden_sizes_')}, latent "
-                  f"{fitted.get('latent_dim_')}")
+    if doc.get("adapter_kind") == "image":
+        width = doc.get("params", {}).get("conv_width")
+        console.print("network    conv2d" + (f", width {width}" if width else "")
+                      + f", latent {fitted.get('latent_dim_')}")
+    else:
+        console.print(f"network    hidden {fitted.get('hidden_sizes_')}, latent "
+                      f"{fitted.get('latent_dim_')}")
     versions = doc.get("versions", {})
     console.print("versions   " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
@@ -803,6 +813,14 @@ def _info(
         params.add_row(k, repr(v) if isinstance(v, float) else str(v))
     console.print(params)
 
+    if doc.get("adapter_kind") == "image":
+        size = adapter.get("size", ["?", "?"])
+        image_params = adapter.get("params", {})
+        console.print(f"images     {size[0]} x {size[1]} px, {adapter.get('channels')} "
+                      f"channel(s), resize {image_params.get('resize')}, tile "
+                      f"{image_params.get('tile') or 'none'}, image score "
+                      f"{image_params.get('score')}")
+        return
     columns = Table(title=f"columns ({len(adapter.get('columns', []))} used)",
                     title_justify="left")
     columns.add_column("column")
@@ -816,6 +834,30 @@ def _info(
     for name in adapter.get("dropped_columns", []):
         columns.add_row(str(name), "dropped (constant)", "", "")
     console.print(columns)
+
+
+# --------------------------------------------------------------- generate
+@app.command("generate", cls=_Command)
+def _generate(
+    model_path: Path = typer.Argument(..., metavar="MODEL", help="A .genad image model."),
+    n: int = typer.Option(64, "-n", "--n", min=1, max=4096, help="Number of samples."),
+    out: Path = typer.Option(Path("samples.png"), "--out", "-o",
+                             help="PNG grid of the samples."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the draws."),
+) -> None:
+    """Draw samples from MODEL and write them as a PNG grid: what it thinks normal looks
+    like (VAEs and GANs; a plain autoencoder has no prior to sample)."""
+    from genad._io import atomic_path
+    from genad.report.images import grid
+
+    _check_out(out, model=model_path)
+    if out.suffix.lower() != ".png":
+        raise InvalidInputError(f"--out must end in .png, got {out.name!r}")
+    detector = _load(model_path)
+    samples = detector.sample(n, random_state=seed)
+    with atomic_path(out) as tmp:
+        grid(samples).save(tmp, format="PNG")
+    typer.echo(f"wrote {n} samples of {type(detector).__name__} to {out}")
 
 
 # ------------------------------------------------------------------- demo
