@@ -20,8 +20,10 @@ from genad import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: every preset, in registry order
-MODEL_NAMES = list(registry.names())
+#: every preset that takes tables, in registry order (the image presets have their own tests)
+MODEL_NAMES = list(registry.names("tabular"))
+#: every preset that takes images
+IMAGE_MODEL_NAMES = list(registry.names("image"))
 
 
 def small_params(name: str, **overrides):

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 import genad
+from genad import registry
 from genad.bundle import read_document
 
 
@@ -42,7 +43,7 @@ GENAD = _console_script()
 pytestmark = pytest.mark.skipif(GENAD is None, reason="the genad console script is not "
                                 "installed (pip install -e .)")
 
-MODEL_NAMES = sorted(genad.MODELS)
+MODEL_NAMES = sorted(registry.names("tabular"))
 N_TEST = 120
 
 

@@ -60,9 +60,9 @@ def test_test_params_build_the_detector_and_match_its_architecture(name):
     params = p.test_params()
     det = p.load_class()(**params)
     assert det.get_params()["device"] == "cpu" and det.get_params()["verbose"] == 0
-    # an MLP preset is sized by hidden_sizes; the conv preset ignores it
+    # an MLP preset is sized by hidden_sizes; the conv presets by conv_width
     assert ("hidden_sizes" in params) == (p.architecture == "mlp")
-    assert ("conv_width" in params) == (p.architecture == "conv1d")
+    assert ("conv_width" in params) == (p.architecture in ("conv1d", "conv2d"))
 
 
 def test_test_params_returns_a_fresh_copy_each_time():
@@ -105,14 +105,17 @@ def test_unknown_name_far_from_every_preset_gets_no_suggestion():
 
 
 def test_names_filter_by_modality(monkeypatch):
-    assert registry.names("tabular") == registry.names()  # today every preset is tabular
+    assert set(registry.names("tabular")) | set(registry.names("image")) == set(registry.names())
+    assert "conv-ae" in registry.names("image") and "conv-ae" not in registry.names("tabular")
+    assert "ae" in registry.names("tabular") and "ae" not in registry.names("image")
+    base = dict(registry.PRESETS)
     monkeypatch.setattr(registry, "MODALITIES", ("tabular", "image"))
     image = Preset("img", "genad.estimators:AutoEncoder", "an image model", "conv1d",
                    modalities=("image",))
     both = Preset("both", "genad.estimators:AutoEncoder", "both", "mlp",
                   modalities=("tabular", "image"))
-    monkeypatch.setattr(registry, "PRESETS", {**registry.PRESETS, "img": image, "both": both})
-    assert registry.names("image") == ("img", "both")
+    monkeypatch.setattr(registry, "PRESETS", {**base, "img": image, "both": both})
+    assert registry.names("image")[-2:] == ("img", "both")
     assert registry.names("tabular")[-1] == "both" and "img" not in registry.names("tabular")
     assert registry.names()[-2:] == ("img", "both")
 

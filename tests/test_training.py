@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import genad
+from genad import registry
 from genad.errors import InvalidInputError, TrainingDivergedError
 from genad.models.base import GenerativeModel
 from genad.training import TrainConfig, auto_epochs, resolve_device, train_model
@@ -165,7 +166,7 @@ def test_train_model_is_reproducible_with_random_state():
     assert not torch.equal(run(0), run(1))
 
 
-@pytest.mark.parametrize("name", sorted(genad.MODELS))
+@pytest.mark.parametrize("name", sorted(registry.names("tabular")))
 def test_detector_fit_is_reproducible_and_ignores_global_seed(name, make_detector, normal_array):
     torch.manual_seed(1)
     np.random.seed(1)
@@ -178,7 +179,7 @@ def test_detector_fit_is_reproducible_and_ignores_global_seed(name, make_detecto
     assert not np.array_equal(a, c.anomaly_score(normal_array))
 
 
-@pytest.mark.parametrize("name", sorted(genad.MODELS))
+@pytest.mark.parametrize("name", sorted(registry.names("tabular")))
 def test_fit_leaves_global_torch_rng_and_threads_unchanged(name, make_detector, normal_array,
                                                            two_threads):
     torch.manual_seed(42)

@@ -678,7 +678,8 @@ def _evaluate(
             scores = detector.anomaly_score(images)
     else:
         if label_column is None:
-            raise InvalidInputError("--label-column is needed to evaluate on a table")
+            raise typer.BadParameter("is needed to evaluate on a table",
+                                     param_hint="'--label-column'")
         if split is not None:
             raise InvalidInputError("--split is for image manifests")
         df, y = _split_labels(_read(data), label_column, data)

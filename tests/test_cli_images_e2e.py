@@ -1,0 +1,156 @@
+"""The real ``genad`` console script on images, every step in its own process.
+
+For each image preset: ``train FOLDER`` -> ``info`` -> ``score`` (CSV and overlays) ->
+``evaluate`` (image metrics from class folders; pixel metrics from a manifest's masks) ->
+``generate`` -> ``genad.load`` in a fresh interpreter, which must give the scores the CSV
+holds. Plus the modality errors: a table model given images and an image model given a
+table fail in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from genad import registry
+from tests.test_cli_e2e import GENAD, _run, assert_ok, genad_cli
+
+pytestmark = pytest.mark.skipif(GENAD is None, reason="the genad console script is not "
+                                "installed (pip install -e .)")
+
+SIDE = 16
+
+
+def _image(rng: np.random.Generator, defect: bool) -> np.ndarray:
+    """A smooth gradient with noise; a defect is a bright 4 x 4 square."""
+    ramp = np.linspace(40, 120, SIDE)
+    img = ramp[None, :] + ramp[:, None] / 2 + rng.normal(0, 4, size=(SIDE, SIDE))
+    if defect:
+        y, x = rng.integers(2, SIDE - 6, size=2)
+        img[y : y + 4, x : x + 4] = 250
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, kind, n in (("train", "good", 48), ("test", "good", 10), ("test", "spot", 10)):
+        folder = root / split / kind
+        folder.mkdir(parents=True)
+        (root / "masks").mkdir(exist_ok=True)
+        for i in range(n):
+            img = _image(rng, kind == "spot")
+            name = f"{split}/{kind}/{i:03d}.png"
+            Image.fromarray(img).save(root / name)
+            mask = ""
+            if kind == "spot":
+                mask = f"masks/{split}_{i:03d}.png"
+                Image.fromarray(((img == 250) * 255).astype(np.uint8)).save(root / mask)
+            rows.append({"path": name, "label": int(kind == "spot"), "split": split,
+                         "mask_path": mask})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module", params=registry.names("image"))
+def trained(request, images):
+    name = request.param
+    model = images / f"{name}.genad"
+    proc = genad_cli("train", images / "train", "--model", name, "--epochs", "2",
+                     "--target-fpr", "0.1", "--out", model)
+    assert_ok(proc)
+    return name, model, proc
+
+
+def test_train_reports_the_images(trained):
+    name, model, proc = trained
+    assert model.is_file()
+    assert "on 48 normal images of 48" in proc.stdout
+    assert f"{SIDE} x {SIDE} px, 1 channel" in proc.stdout
+
+
+def test_info_describes_the_image_settings(trained):
+    _, model, _ = trained
+    proc = genad_cli("info", model)
+    assert_ok(proc)
+    assert f"images     {SIDE} x {SIDE} px" in proc.stdout
+
+
+def test_score_writes_a_row_per_image_and_overlays_of_flagged_ones(trained, images, tmp_path):
+    name, model, _ = trained
+    out = tmp_path / "scores.csv"
+    proc = genad_cli("score", model, images / "test", "--out", out)
+    assert_ok(proc)
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["image", "anomaly_score", "p_value", "is_anomaly",
+                                   "top_features"]
+    assert len(table) == 20 and table["image"].str.endswith(".png").all()
+    assert np.isfinite(table["anomaly_score"]).all()
+    overlays = sorted((tmp_path / "scores_overlays").glob("*.png"))
+    assert len(overlays) == int(table["is_anomaly"].sum())
+    if overlays:
+        with Image.open(overlays[0]) as im:
+            assert im.size == (SIDE, SIDE)
+    # a fresh interpreter loads the model and scores exactly what the CSV says
+    code = ("import sys, genad, numpy as np, pandas as pd; "
+            "d = genad.load(sys.argv[1]); t = pd.read_csv(sys.argv[3]); "
+            "s = d.anomaly_score(sys.argv[2]); "
+            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
+    check = _run(sys.executable, "-c", code, model, images / "test", out)
+    assert check.returncode == 0, check.stderr
+
+
+def test_evaluate_on_class_folders_and_on_a_manifest_with_masks(trained, images):
+    _, model, _ = trained
+    proc = genad_cli("evaluate", model, images / "test", "--json")
+    assert_ok(proc)
+    metrics = json.loads(proc.stdout)
+    assert metrics["n"] == 20 and metrics["n_anomalies"] == 10
+    assert 0.0 <= metrics["auroc"] <= 1.0 and "pixel_auroc" not in metrics
+    proc = genad_cli("evaluate", model, images / "manifest.csv", "--json")
+    assert_ok(proc)
+    metrics = json.loads(proc.stdout)
+    assert metrics["n"] == 20  # the manifest's test split by default
+    assert 0.0 <= metrics["pixel_auroc"] <= 1.0 and 0.0 <= metrics["aupro"] <= 1.0
+
+
+def test_generate_writes_a_grid_or_says_the_model_cannot(trained, tmp_path):
+    name, model, _ = trained
+    out = tmp_path / "grid.png"
+    proc = genad_cli("generate", model, "-n", "4", "--out", out)
+    if name == "conv-ae":  # a plain autoencoder has no prior to sample from
+        assert proc.returncode == 1 and "cannot generate" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        return
+    assert_ok(proc)
+    with Image.open(out) as im:
+        assert im.size[0] >= 2 * SIDE and im.size[1] >= 2 * SIDE
+
+
+def test_a_table_model_refuses_images_and_an_image_model_a_table(images, tmp_path):
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) ** 2}).to_csv(table, index=False)
+    proc = genad_cli("train", images / "train", "--model", "ae", "--out", tmp_path / "x")
+    assert proc.returncode == 1 and "does not take images" in proc.stderr
+    assert "conv-ae" in proc.stderr and "Traceback" not in proc.stderr
+    proc = genad_cli("train", table, "--model", "conv-ae", "--out", tmp_path / "y")
+    assert proc.returncode == 1 and "does not take tables" in proc.stderr
+    tab = tmp_path / "tab.genad"
+    assert_ok(genad_cli("train", table, "--epochs", "1", "--out", tab, "-q"))
+    proc = genad_cli("score", tab, images / "test", "--out", tmp_path / "s.csv")
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_modality_option_forces_tables(images, tmp_path):
+    proc = genad_cli("train", images / "manifest.csv", "--modality", "tabular",
+                     "--model", "conv-ae", "--out", tmp_path / "z")
+    assert proc.returncode == 1 and "does not take tables" in proc.stderr
+
