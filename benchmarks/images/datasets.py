@@ -337,6 +337,8 @@ def _baggage(root: Path, dataset: str, size: int, mode: str) -> ImageSet:
     if dataset == "xray-baggage-matched":
         intensity = mean_intensity(X_te)
         keep, info = brightness_match(intensity, y)
+        if not len(keep):
+            raise ValueError("no intensity bin holds both classes: the matched subset is empty")
         before = auroc(y, intensity)
         X_te, y = X_te[keep], y[keep]
         info["mean_intensity_auroc_before"] = before
