@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 import traceback
@@ -206,6 +207,15 @@ def _versions() -> dict[str, str]:
             out[name] = str(getattr(module, "__version__", "?"))
         except Exception as exc:  # noqa: BLE001
             out[name] = f"not importable ({type(exc).__name__})"
+    genad = sys.modules.get("genad")
+    if genad is not None and getattr(genad, "__file__", None):
+        src = Path(genad.__file__).resolve().parents[1]
+        try:
+            commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        out["genad_source"] = str(src) + (f" at commit {commit}" if commit else "")
     return out
 
 
