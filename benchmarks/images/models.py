@@ -1,0 +1,357 @@
+"""Contenders of the image benchmark: genad's image detectors and pixel-space peers.
+
+Every model is a :class:`Contender` with one interface: ``fit(train)`` on the train
+normals, ``score(test) -> (N,)`` float64 (higher = more anomalous) and, where the model
+has one, ``anomaly_map(test) -> (N, H, W)`` float64. Every contender receives the same
+``uint8`` arrays (:mod:`benchmarks.images.datasets`); a contender that needs another
+encoding (the peers' [0, 1] pixels) makes it itself. Adapters never repair a model's
+output: a wrong shape raises, NaN / inf scores are passed on and the runner records them.
+
+genad (family ``"genad"``): each preset class gets ``adapter=ImageAdapter(size=S)`` (``S``
+= the data set's resolution), ``backbone="conv2d"``, ``epochs``, ``random_state=seed``,
+``verbose=0`` and ``device``. A class or adapter that genad does not have yet fails at
+build time, and the runner records ``status = "failed: ..."``.
+
+Peers (family ``"peer"``), deterministic except IsolationForest's seed:
+
+``pca``
+    ``sklearn.decomposition.PCA(n_components=PCA_VARIANCE, svd_solver="full")`` on the
+    flattened pixels scaled to [0, 1]; score = mean squared reconstruction error; map =
+    squared residual per pixel (mean over channels). No component cap is needed: the
+    train sets have 140 to 4,500 images, so the full SVD is at most 4,500 x 16,384.
+``iforest``
+    ``sklearn.ensemble.IsolationForest(n_estimators=200, random_state=seed)`` on the
+    pixels downsampled (Pillow ``BILINEAR``) to ``IFOREST_SIDE`` px (kept as they are when
+    smaller), scaled to [0, 1]; score = ``-score_samples``.
+``mean-intensity``
+    Score = mean pixel value in [0, 1], no training. The sign is fixed before looking at
+    any test set: **brighter = more anomalous**, the convention of the data READMEs'
+    figures (xray-baggage 0.933, gdxray 0.661). An AUROC below 0.5 is reported as it is
+    (darker images were the anomalies); it is never flipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks.images.datasets import mean_intensity
+
+__all__ = [
+    "EPOCHS",
+    "IFOREST_SIDE",
+    "MODEL_SPECS",
+    "PCA_VARIANCE",
+    "QUICK_EPOCHS",
+    "BuildContext",
+    "Contender",
+    "IsolationForestContender",
+    "MeanIntensityContender",
+    "ModelSpec",
+    "PCAContender",
+    "resolve_models",
+    "to_unit",
+]
+
+#: Epochs of every genad model unless ``--epochs`` says otherwise.
+EPOCHS = 30
+#: Epochs of every genad model under ``--quick``.
+QUICK_EPOCHS = 2
+#: Explained-variance fraction kept by the ``pca`` peer.
+PCA_VARIANCE = 0.95
+#: Side of the ``iforest`` peer's downsampled input.
+IFOREST_SIDE = 32
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Run-wide settings a factory needs.
+
+    Attributes
+    ----------
+    epochs : int
+        Epochs of every genad model.
+    device : str
+        ``"auto"`` or a torch device string, passed to genad.
+    """
+
+    epochs: int = EPOCHS
+    device: str = "auto"
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """``uint8`` images ``(N, ...)`` as float64 rows ``(N, features)`` scaled to [0, 1]."""
+    images = np.asarray(images)
+    return images.reshape(len(images), -1).astype(np.float64) / 255.0
+
+
+def _as_scores(values: Any, n: int, source: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{source} returned shape {arr.shape}, expected ({n},)")
+    return arr
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+class Contender:
+    """One model under comparison, behind the interface the runner uses."""
+
+    family = "peer"
+    #: Whether :meth:`anomaly_map` gives a pixel map.
+    has_map = False
+
+    def __init__(self) -> None:
+        self.epoch_seconds: list[float] | None = None
+        self.n_epochs: int | None = None
+
+    def fit(self, X: np.ndarray) -> None:
+        """Fit on the train normals."""
+        raise NotImplementedError
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """One anomaly score per image, higher = more anomalous."""
+        raise NotImplementedError
+
+    def anomaly_map(self, X: np.ndarray) -> np.ndarray:
+        """Per-pixel anomaly map ``(N, H, W)``; only where :attr:`has_map`."""
+        raise NotImplementedError(f"{type(self).__name__} gives no pixel map")
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, for the results file."""
+        return {}
+
+    def extra(self) -> dict[str, Any]:
+        """Fitted facts worth recording (e.g. PCA's component count)."""
+        return {}
+
+
+# --------------------------------------------------------------------------- peers
+
+
+class PCAContender(Contender):
+    """PCA reconstruction error on [0, 1] pixels; the map is the squared residual."""
+
+    has_map = True
+
+    def __init__(self, n_components: float = PCA_VARIANCE) -> None:
+        super().__init__()
+        from sklearn.decomposition import PCA
+
+        self.pca = PCA(n_components=n_components, svd_solver="full")
+
+    def fit(self, X: np.ndarray) -> None:
+        self.pca.fit(to_unit(X))
+
+    def _residual(self, X: np.ndarray) -> np.ndarray:
+        rows = to_unit(X)
+        return (rows - self.pca.inverse_transform(self.pca.transform(rows))) ** 2
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return _as_scores(self._residual(X).mean(axis=1), len(X), "PCA")
+
+    def anomaly_map(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        maps = self._residual(X).reshape(X.shape)
+        return maps.mean(axis=-1) if maps.ndim == 4 else maps
+
+    def params(self) -> dict[str, Any]:
+        return _jsonable(self.pca.get_params())
+
+    def extra(self) -> dict[str, Any]:
+        return {"pca_components": int(self.pca.n_components_)}
+
+
+def downsample(images: np.ndarray, side: int) -> np.ndarray:
+    """Resize a uint8 stack to ``side`` x ``side`` with Pillow ``BILINEAR`` when larger."""
+    images = np.asarray(images)
+    if images.shape[1] <= side and images.shape[2] <= side:
+        return images
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR))
+                     for im in images])
+
+
+class IsolationForestContender(Contender):
+    """IsolationForest on downsampled [0, 1] pixels; score = ``-score_samples``."""
+
+    def __init__(self, seed: int, side: int = IFOREST_SIDE, n_estimators: int = 200) -> None:
+        super().__init__()
+        from sklearn.ensemble import IsolationForest
+
+        self.side = side
+        self.det = IsolationForest(n_estimators=n_estimators, random_state=seed)
+
+    def fit(self, X: np.ndarray) -> None:
+        self.det.fit(to_unit(downsample(X, self.side)))
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        rows = to_unit(downsample(X, self.side))
+        return _as_scores(-self.det.score_samples(rows), len(X), "-score_samples")
+
+    def params(self) -> dict[str, Any]:
+        return {**_jsonable(self.det.get_params()), "input_side": self.side}
+
+
+class MeanIntensityContender(Contender):
+    """Mean pixel value in [0, 1]; brighter = more anomalous (sign fixed a priori)."""
+
+    def fit(self, X: np.ndarray) -> None:
+        return None
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return _as_scores(mean_intensity(X), len(X), "mean intensity")
+
+    def params(self) -> dict[str, Any]:
+        return {"sign": "+1 (brighter = more anomalous)"}
+
+
+# --------------------------------------------------------------------------- genad
+
+
+class GenadContender(Contender):
+    """A genad preset on images: ``cls(adapter=ImageAdapter(size=S), backbone="conv2d", ...)``."""
+
+    family = "genad"
+    has_map = True
+
+    def __init__(self, class_name: str, size: int, seed: int, ctx: BuildContext,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        import genad
+
+        cls = getattr(genad, class_name, None)
+        if cls is None:
+            raise AttributeError(f"genad has no class {class_name!r} in this checkout")
+        try:
+            from genad.data import ImageAdapter
+        except ImportError as exc:
+            raise ImportError(f"genad.data has no ImageAdapter in this checkout ({exc})"
+                              ) from None
+        self.kwargs: dict[str, Any] = dict(
+            adapter=ImageAdapter(size=size), backbone="conv2d", epochs=ctx.epochs,
+            random_state=seed, verbose=0, device=ctx.device, **(extra or {}))
+        self.det = cls(**self.kwargs)
+
+    def fit(self, X: np.ndarray) -> None:
+        self.det.fit(X)
+        history = getattr(self.det, "history_", None)
+        if isinstance(history, dict) and history.get("epoch_seconds") is not None:
+            self.epoch_seconds = [float(s) for s in history["epoch_seconds"]]
+        n_epochs = getattr(self.det, "n_epochs_", None)
+        if n_epochs is not None:
+            self.n_epochs = int(n_epochs)
+        elif self.epoch_seconds is not None:
+            self.n_epochs = len(self.epoch_seconds)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return _as_scores(self.det.anomaly_score(X), len(X), "anomaly_score")
+
+    def anomaly_map(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.det.anomaly_map(X), dtype=np.float64)
+
+    def params(self) -> dict[str, Any]:
+        try:
+            return _jsonable(self.det.get_params(deep=False))
+        except Exception:  # noqa: BLE001 - params are informative only
+            return _jsonable(self.kwargs)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model of the benchmark.
+
+    Attributes
+    ----------
+    name : str
+        Name on the command line and in the results.
+    family : {"genad", "peer"}
+    description : str
+        One line for the report.
+    build : callable
+        ``build(seed, ctx, size) -> Contender``; ``size`` is the data set's resolution.
+    """
+
+    name: str
+    family: str
+    description: str
+    build: Callable[[int, BuildContext, int], Contender]
+
+
+def _genad(class_name: str, extra: dict[str, Any] | None = None
+           ) -> Callable[[int, BuildContext, int], Contender]:
+    def build(seed: int, ctx: BuildContext, size: int) -> Contender:
+        return GenadContender(class_name, size, seed, ctx, extra)
+
+    return build
+
+
+_GENAD_ARGS = ("adapter=ImageAdapter(size=S), backbone='conv2d', epochs=E, "
+               "random_state=seed, verbose=0")
+
+MODEL_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("conv-ae", "genad", f"genad.AutoEncoder({_GENAD_ARGS})", _genad("AutoEncoder")),
+    ModelSpec("conv-vae", "genad", f"genad.VAE({_GENAD_ARGS})", _genad("VAE")),
+    ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
+    ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
+    ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),
+    ModelSpec("pca", "peer",
+              f"sklearn PCA(n_components={PCA_VARIANCE}, svd_solver='full') on [0, 1] pixels; "
+              "score = mean squared reconstruction error, map = squared residual",
+              lambda seed, ctx, size: PCAContender()),
+    ModelSpec("iforest", "peer",
+              f"sklearn IsolationForest(n_estimators=200, random_state=seed) on pixels "
+              f"downsampled to {IFOREST_SIDE}x{IFOREST_SIDE} (bilinear); score = "
+              "-score_samples",
+              lambda seed, ctx, size: IsolationForestContender(seed)),
+    ModelSpec("mean-intensity", "peer",
+              "mean pixel value, no training; brighter = more anomalous (sign fixed a priori, "
+              "never flipped)", lambda seed, ctx, size: MeanIntensityContender()),
+)
+
+_BY_NAME = {s.name: s for s in MODEL_SPECS}
+
+
+def resolve_models(tokens: Sequence[str] | None) -> list[ModelSpec]:
+    """Resolve ``--models`` tokens (names, ``all``, ``genad``, ``peers``) to specs, in order.
+
+    Raises
+    ------
+    ValueError
+        A token matches no model.
+    """
+    if not tokens:
+        return list(MODEL_SPECS)
+    chosen: set[str] = set()
+    for raw in tokens:
+        token = raw.strip().lower()
+        if not token:
+            continue
+        if token == "all":
+            chosen.update(_BY_NAME)
+        elif token in ("genad", "peer", "peers"):
+            family = "genad" if token == "genad" else "peer"
+            chosen.update(s.name for s in MODEL_SPECS if s.family == family)
+        elif token in _BY_NAME:
+            chosen.add(token)
+        else:
+            raise ValueError(f"unknown model {raw!r}; choose from all, genad, peers, "
+                             f"{', '.join(_BY_NAME)}")
+    return [s for s in MODEL_SPECS if s.name in chosen]

@@ -1,0 +1,371 @@
+"""Turn the image benchmark's JSON results into a Markdown report.
+
+Usage: ``python -m benchmarks.images --report-only [--out DIR] [--name STEM]`` or
+:func:`write_report` / :func:`render` from Python.
+
+Aggregation: a model's figure on a data set is the mean ± population std (``ddof=0``)
+over the seeds that ran ok; ``seeds ok`` says how many of how many. The MNIST mean is over
+the digits on which the model ran ok for every recorded seed (their count is shown).
+Every failed entry is listed under *Failures*; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.images.datasets import DATASETS
+from benchmarks.images.reference import MNIST_README_MEANS, references_for
+from benchmarks.tabular.report import _fmt, _fmt_pm, _fmt_rate, _fmt_secs, _table
+
+__all__ = ["render", "write_report"]
+
+Runs = list[dict[str, Any]]
+
+
+def _ok(entry: dict[str, Any]) -> bool:
+    return entry.get("status") == "ok"
+
+
+class Results:
+    """Index of the runs by data set and model."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.meta: dict[str, Any] = data.get("meta", {})
+        self.runs: Runs = list(data.get("runs", []))
+        self.model_info: dict[str, dict[str, Any]] = self.meta.get("model_info", {})
+        self.dataset_meta: dict[str, dict[str, Any]] = self.meta.get("datasets", {})
+        seen = {r["model"] for r in self.runs}
+        self.models = [m for m in self.model_info if m in seen] + sorted(
+            seen - set(self.model_info))
+        self.by: dict[tuple[str, str], Runs] = defaultdict(list)
+        for r in self.runs:
+            self.by[(r["dataset"], r["model"])].append(r)
+        names = {r["dataset"] for r in self.runs}
+        self.datasets = [d for d in DATASETS if d in names] + sorted(names - set(DATASETS))
+
+    def family(self, model: str) -> str:
+        return str(self.model_info.get(model, {}).get("family", "?"))
+
+    def entries(self, dataset: str, model: str) -> Runs:
+        return sorted(self.by.get((dataset, model), []), key=lambda r: r["seed"])
+
+    def values(self, dataset: str, model: str, key: str) -> list[float]:
+        return [float(r[key]) for r in self.entries(dataset, model)
+                if _ok(r) and isinstance(r.get(key), (int, float))]
+
+    def mean(self, dataset: str, model: str, key: str) -> float | None:
+        vals = self.values(dataset, model, key)
+        return float(np.mean(vals)) if vals else None
+
+    def complete(self, dataset: str, model: str) -> bool:
+        ents = self.entries(dataset, model)
+        return bool(ents) and all(_ok(r) for r in ents)
+
+    def seeds_text(self, dataset: str, model: str) -> str:
+        ents = self.entries(dataset, model)
+        return f"{sum(_ok(r) for r in ents)}/{len(ents)}"
+
+    def mnist(self) -> list[str]:
+        return [d for d in self.datasets if d.startswith("mnist-")]
+
+    def mnist_mean(self, model: str, key: str) -> tuple[float | None, int]:
+        """Mean over the digits the model completed (seed means first) and their count."""
+        vals = [self.mean(d, model, key) for d in self.mnist() if self.complete(d, model)]
+        clean = [v for v in vals if v is not None]
+        return (float(np.mean(clean)) if clean else None, len(clean))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _header(res: Results) -> list[str]:
+    meta = res.meta
+    invocations = meta.get("invocations", [])
+    last = invocations[-1] if invocations else {}
+    settings = meta.get("settings", {})
+    machine = meta.get("machine", {})
+    lines = [f"# `{last.get('command', 'python -m benchmarks.images')}`", "",
+             "genad image benchmark report, written by the command above (run from the "
+             "repository root; `.venv/bin/python -m ...`).", ""]
+    if len(invocations) > 1:
+        lines.append("- **Made by these commands** (resumed or merged): " + "; ".join(
+            f"`{i.get('command')}` ({i.get('started')})" for i in invocations[:-1]))
+    finished = last.get("finished")
+    wall = last.get("wall_seconds")
+    lines.append(f"- **Date (UTC):** started {last.get('started', '?')}, "
+                 + (f"finished {finished}" if finished else "**in progress or interrupted**")
+                 + (f", {wall / 60:.1f} min" if wall else ""))
+    load = [x[0] for x in (last.get("load_avg_start"), last.get("load_avg_now")) if x]
+    lines.append(
+        f"- **Machine:** {machine.get('cpu_count', '?')} CPU cores "
+        f"({machine.get('cpu_model', 'unknown CPU')}), {machine.get('mem_total_gib', '?')} "
+        f"GiB RAM; torch and BLAS threads {settings.get('threads')}; device setting "
+        f"`{settings.get('device')}`"
+        + (f"; load average {', '.join(f'{v:.2f}' for v in load)} (start, last save)"
+           if load else ""))
+    lines.append("- **Versions:** " + ", ".join(
+        f"{k} {v}" for k, v in meta.get("versions", {}).items()))
+    lines.append(
+        f"- **Settings:** seeds {settings.get('seeds')}, genad epochs {settings.get('epochs')}, "
+        f"PCA variance {settings.get('pca_variance')}, IsolationForest input "
+        f"{settings.get('iforest_side')} px, scoring timed best of "
+        f"{settings.get('score_repeats')}")
+    cores = machine.get("cpu_count") or 0
+    if cores and load and max(load) > cores:
+        lines.append(f"- **Warning: the machine was busy** (load average up to {max(load):.1f} "
+                     f"on {cores} cores): timings are unreliable.")
+    if settings.get("quick"):
+        lines.append("- **Quick mode**: a smoke test (few epochs, one seed, two MNIST digits); "
+                     "the figures are not the benchmark's results.")
+    lines += [f"- **Data:** `{settings.get('data_root')}`", ""]
+    return lines
+
+
+def _res_text(meta: dict[str, Any]) -> str:
+    if not meta:
+        return "?"
+    channels = meta.get("channels", 1)
+    return f"{meta.get('resolution')} px {'RGB' if channels == 3 else 'gray'}"
+
+
+def _summary(res: Results) -> list[str]:
+    header = ["data set", "input"] + [f"`{m}`" for m in res.models]
+    rows = []
+    for d in res.datasets:
+        if d.startswith("mnist-"):
+            continue
+        rows.append([f"`{d}`", _res_text(res.dataset_meta.get(d, {}))]
+                    + [_fmt_pm(res.values(d, m, "image_auroc")) if res.entries(d, m) else ""
+                       for m in res.models])
+    digits = res.mnist()
+    if digits:
+        row = [f"`mnist` (mean of {len(digits)} digits)",
+               _res_text(res.dataset_meta.get(digits[0], {}))]
+        for m in res.models:
+            value, n = res.mnist_mean(m, "image_auroc")
+            row.append("" if not any(res.entries(d, m) for d in digits) else
+                       _fmt(value) + ("" if n == len(digits) else f" ({n}/{len(digits)})"))
+        rows.append(row)
+    lines = ["## Summary: image AUROC", ""]
+    lines += _table(header, rows, "ll" + "r" * len(res.models))
+    lines += ["", "Mean ± std over seeds (one figure: one seed, or identical across seeds). "
+              "Per-set tables below add AUPRC, pixel metrics, costs and the README's "
+              "reference figures.", ""]
+    return lines
+
+
+def _set_table(res: Results, dataset: str) -> list[str]:
+    header = ["model", "family", "image AUROC", "image AUPRC", "pixel AUROC", "AUPRO",
+              "fit s", "s/epoch", "epochs", "images/s", "peak ΔRSS MiB", "seeds ok"]
+    rows = []
+    for m in res.models:
+        ents = res.entries(dataset, m)
+        if not ents:
+            continue
+        epochs = sorted({r["n_epochs"] for r in ents if r.get("n_epochs") is not None})
+        mem = [r["peak_rss_delta_mib"] for r in ents
+               if _ok(r) and r.get("peak_rss_delta_mib") is not None]
+        rows.append([
+            f"`{m}`", res.family(m),
+            _fmt_pm(res.values(dataset, m, "image_auroc")),
+            _fmt_pm(res.values(dataset, m, "image_auprc")),
+            _fmt_pm(res.values(dataset, m, "pixel_auroc")),
+            _fmt_pm(res.values(dataset, m, "aupro")),
+            _fmt_secs(res.mean(dataset, m, "fit_seconds")),
+            _fmt_secs(res.mean(dataset, m, "seconds_per_epoch")),
+            "/".join(map(str, epochs)) or "–",
+            _fmt_rate(res.mean(dataset, m, "images_per_s")),
+            _fmt(max(mem), 0) if mem else "–",
+            res.seeds_text(dataset, m)])
+    return _table(header, rows, "ll" + "r" * (len(header) - 2))
+
+
+def _kind_table(res: Results, dataset: str) -> list[str]:
+    kinds: list[str] = []
+    for m in res.models:
+        for r in res.entries(dataset, m):
+            for k in r.get("image_auroc_by_kind") or {}:
+                if k not in kinds:
+                    kinds.append(k)
+    if not kinds:
+        return []
+    rows = []
+    for m in res.models:
+        ents = [r for r in res.entries(dataset, m) if _ok(r) and r.get("image_auroc_by_kind")]
+        if not ents:
+            continue
+        rows.append([f"`{m}`"] + [_fmt_pm([r["image_auroc_by_kind"][k] for r in ents
+                                           if r["image_auroc_by_kind"].get(k) is not None])
+                                  for k in kinds])
+    return (["", "Image AUROC of the test normals against each defect type alone:", ""]
+            + _table(["model"] + [f"normal vs {k}" for k in kinds], rows))
+
+
+def _ref_table(dataset: str) -> list[str]:
+    refs = references_for(dataset)
+    if not refs:
+        return []
+    rows = [[r.kind, r.method + (f" — {r.subset}" if r.subset else ""), r.input,
+             _fmt(r.auroc), _fmt(r.auprc), r.source] for r in refs]
+    return (["", "Reference figures from the data README (README baselines use their own "
+             "input size and settings, given here; `python -m benchmarks.images.readme_check`"
+             " reruns them):", ""]
+            + _table(["kind", "method", "input", "AUROC", "AUPRC", "source"], rows, "lllrrl"))
+
+
+def _matching(meta: dict[str, Any]) -> list[str]:
+    info = meta.get("matching")
+    if not info:
+        return []
+    rows = [[f"[{lo:.2f}, {hi:.2f})", str(n0), str(n1), str(kept)]
+            for lo, hi, kept, n0, n1 in info["bins"] if n0 and n1]
+    empty_one_side = sum(1 for _, _, _, n0, n1 in info["bins"] if not (n0 and n1))
+    return [
+        "", f"**Brightness matching.** Mean intensity of each test image ({meta.get('resolution')}"
+        f" px, in [0, 1]) binned into {info['n_bins']} bins of width {info['bin_width']}; in "
+        f"each bin `min(normals, anomalies)` of each class drawn with "
+        f"`numpy.random.default_rng({info['seed']})`. Kept {info.get('n_kept_per_class')} "
+        f"per class. **Mean-intensity AUROC on this subset: "
+        f"{_fmt(info.get('mean_intensity_auroc'))}** (full test set: "
+        f"{_fmt(info.get('mean_intensity_auroc_before'))}). Bins holding both classes:", ""]\
+        + _table(["bin", "normals", "anomalies", "kept per class"], rows) \
+        + ["", f"{empty_one_side} other non-empty bins held one class only and were dropped.",
+           "" if info.get("n_kept_per_class", 0) >= 50 else
+           "With so few test images an AUROC moves by about ±0.1 between equally good "
+           "models: read these figures as a sign check, not a ranking."]
+
+
+def _pixel_notes(res: Results, dataset: str) -> list[str]:
+    notes = sorted({r["pixel_status"] for m in res.models for r in res.entries(dataset, m)
+                    if _ok(r) and r.get("pixel_status") not in (None, "ok")
+                    and not str(r.get("pixel_status")).startswith(("no masks", "the model"))})
+    return ["", "Pixel metrics: " + "; ".join(notes) + "."] if notes else []
+
+
+def _set_sections(res: Results) -> list[str]:
+    lines: list[str] = []
+    for d in res.datasets:
+        if d.startswith("mnist-"):
+            continue
+        meta = res.dataset_meta.get(d, {})
+        n_test, n_anom = meta.get("n_test"), meta.get("n_test_anomalies")
+        sizes = (f"train {meta.get('n_train'):,} normals, test {n_test:,} ({n_anom:,} "
+                 f"anomalies; random-scorer AUPRC {n_anom / n_test:.3f})"
+                 if n_test else "sizes unknown")
+        lines += [f"## `{d}` (group `{meta.get('group', '?')}`)", "",
+                  f"Input {_res_text(meta)}, {sizes}"
+                  + ("; test masks available" if meta.get("has_masks") else "") + ".",
+                  f"Protocol: {meta.get('protocol', '?')}.", ""]
+        lines += _set_table(res, d)
+        lines += _pixel_notes(res, d)
+        lines += _kind_table(res, d)
+        lines += _matching(meta)
+        lines += _ref_table(d)
+        lines.append("")
+    return lines
+
+
+def _mnist_section(res: Results) -> list[str]:
+    digits = res.mnist()
+    if not digits:
+        return []
+    meta = res.dataset_meta.get(digits[0], {})
+    lines = ["## `mnist`: leave one digit out", "",
+             f"Input {_res_text(meta)}. Digit d is the anomaly: train on the 4,500 `mnist_5k` "
+             "images of the other nine digits, test on all 10,000 test images with label "
+             "`digit == d`. README columns: its PCA (0.9 variance) and IsolationForest "
+             "(200 trees) at 28 px, seed 0.", ""]
+    readme: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for d in digits:
+        for r in references_for(d):
+            readme.setdefault(d, {})[r.method] = (r.auroc, r.auprc)
+    methods = list(MNIST_README_MEANS)
+    for key, title, index in (("image_auroc", "AUROC", 0), ("image_auprc", "AUPRC", 1)):
+        header = ["digit"] + [f"`{m}`" for m in res.models] + [f"README {m}" for m in methods]
+        rows = []
+        for d in digits:
+            rows.append([d.split("-")[1]]
+                        + [_fmt_pm(res.values(d, m, key)) if res.entries(d, m) else ""
+                           for m in res.models]
+                        + [_fmt(readme.get(d, {}).get(m, (None, None))[index]) for m in methods])
+        mean_row = ["**mean**"]
+        for m in res.models:
+            value, n = res.mnist_mean(m, key)
+            mean_row.append(f"**{_fmt(value)}**" + ("" if n == len(digits) else f" ({n})"))
+        mean_row += [f"**{_fmt(MNIST_README_MEANS[m])}**" if index == 0 and len(digits) == 10
+                     else "" for m in methods]
+        rows.append(mean_row)
+        lines += [f"### {title} per anomaly digit", ""] + _table(header, rows) + [""]
+    rows = []
+    for m in res.models:
+        ents = [r for d in digits for r in res.entries(d, m) if _ok(r)]
+        if not ents:
+            continue
+
+        def med(key: str, ents: Runs = ents) -> float | None:
+            vals = [r[key] for r in ents if r.get(key) is not None]
+            return float(np.median(vals)) if vals else None
+
+        mem = [r["peak_rss_delta_mib"] for r in ents if r.get("peak_rss_delta_mib") is not None]
+        rows.append([f"`{m}`", _fmt_secs(med("fit_seconds")), _fmt_secs(med("seconds_per_epoch")),
+                     _fmt_rate(med("images_per_s")), _fmt(max(mem), 0) if mem else "–",
+                     str(len(ents))])
+    lines += ["### MNIST costs per model (median over digits and seeds)", ""]
+    lines += _table(["model", "fit s", "s/epoch", "images/s", "max peak ΔRSS MiB", "ok runs"],
+                    rows)
+    return lines + [""]
+
+
+def _failures(res: Results) -> list[str]:
+    bad = [r for r in res.runs if not _ok(r)]
+    lines = ["## Failures", ""]
+    if not bad:
+        return lines + ["None: every run finished with finite scores.", ""]
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for r in bad:
+        groups[(r["model"], str(r.get("status")), str(r.get("stage", "?")))].append(
+            f"{r['dataset']} s{r['seed']}")
+    rows = [[f"`{model}`", stage, "`" + status.replace("|", "\\|") + "`",
+             f"{len(where)}: " + ", ".join(where)]
+            for (model, status, stage), where in groups.items()]
+    lines += [f"{len(bad)} of {len(res.runs)} runs failed. Each row is one distinct error "
+              "with every (data set, seed) it occurred on.", ""]
+    return lines + _table(["model", "stage", "status", "runs"], rows, "llll") + [""]
+
+
+def _models(res: Results) -> list[str]:
+    rows = [[f"`{m}`", res.family(m), res.model_info.get(m, {}).get("description", "")]
+            for m in res.models]
+    return (["## Models", ""] + _table(["model", "family", "configuration"], rows, "lll")
+            + ["", "Every model receives the same uint8 arrays at the data set's resolution "
+               "(Pillow decoding, bilinear resize; masks nearest). Score: higher = more "
+               "anomalous; no sign is ever chosen on a test set. Costs: `fit s` is the wall "
+               "time of `fit`, `images/s` the best of the timed scoring passes over the test "
+               "set, `peak ΔRSS` the largest rise of the process RSS over its value before "
+               "the model was built (max over seeds).", ""])
+
+
+def render(data: dict[str, Any]) -> str:
+    """Render the results (as loaded from the JSON) to Markdown."""
+    res = Results(data)
+    lines = _header(res)
+    if not res.runs:
+        return "\n".join(lines + ["No results yet.", ""])
+    lines += _summary(res)
+    lines += _failures(res)
+    lines += _set_sections(res)
+    lines += _mnist_section(res)
+    lines += _models(res)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(data: dict[str, Any], path: Path) -> None:
+    """Render ``data`` and write it to ``path`` (atomically)."""
+    text = render(data)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
