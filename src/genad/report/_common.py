@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.resources
 import math
 import platform
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -363,6 +364,21 @@ def data_uri_csv(frame: pd.DataFrame) -> str:
 
 
 # -------------------------------------------------------------- page context
+def _first_line(doc: str | None) -> str:
+    """The first line of a docstring as plain text (Sphinx roles and literals unwrapped).
+
+    Examples
+    --------
+    >>> _first_line(":class:`VAE` on images, ``conv2d``.\\n\\nMore.")
+    'VAE on images, conv2d.'
+    """
+    if not doc or not doc.strip():
+        return ""
+    line = doc.strip().splitlines()[0]
+    line = re.sub(r":[\w:]+:`~?([^`]+)`", r"\1", line)
+    return re.sub(r"``?([^`]+)``?", r"\1", line)
+
+
 def common_context(
     detector: Any,
     scores: np.ndarray,
@@ -397,7 +413,7 @@ def common_context(
     dist_uri, dist_log = plots.score_distribution_figure(
         scores, threshold, labels if curves["ranking"] else None, calibration, unit=w["unit"]
     )
-    doc = type(detector).__doc__
+    doc = _first_line(type(detector).__doc__)
     data = {
         "rows": n,
         "labelled": has_labels,
@@ -421,7 +437,7 @@ def common_context(
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "source_name": source_name,
         "model_name": model_name,
-        "model_doc": doc.strip().splitlines()[0] if doc and doc.strip() else "",
+        "model_doc": doc,
         "w": w,
         "params": params(detector),
         "training": training(detector, history),
