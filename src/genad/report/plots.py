@@ -162,7 +162,8 @@ def use_log_scale(values: Any, decades: float = 2.0) -> bool:
     return bool(hi / lo > 10.0**decades)
 
 
-def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float) -> str:
+def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float, *,
+               unit: str = "row") -> str:
     """ROC curve with the operating point of ``threshold`` marked.
 
     Parameters
@@ -175,6 +176,8 @@ def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float
         The detector's threshold (rows strictly above it are flagged).
     auroc : float
         Area under the curve, shown in the title.
+    unit : str, default "row"
+        What one sample is called on the axes ("row", "image").
 
     Returns
     -------
@@ -199,7 +202,7 @@ def roc_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auroc: float
         ax.scatter([op_fpr], [op_tpr], s=46, color=ANOMALY_COLOR, zorder=5,
                    label=f"threshold: recall {op_tpr:.0%}, FPR {op_fpr:.1%}")
         return _finish_unit_square(
-            fig, ax, xlabel="false-positive rate (normal rows flagged)",
+            fig, ax, xlabel=f"false-positive rate (normal {unit}s flagged)",
             ylabel="true-positive rate (anomalies caught)", title="ROC curve",
             legend_loc="lower right", y_top=1.01,
         )
@@ -210,11 +213,13 @@ def roc_log_figure(
     scores: np.ndarray,
     threshold: float,
     operating_thresholds: Sequence[float] = (),
+    *,
+    unit: str = "row",
 ) -> str:
     """ROC curve on a logarithmic false-positive-rate axis, where fraud teams work.
 
-    The axis runs from ``1e-4`` (or one normal row, when there are more than 10,000) to 1,
-    so the region of a few false alarms per thousand legitimate rows is readable.
+    The axis runs from ``1e-4`` (or one normal sample, when there are more than 10,000)
+    to 1, so the region of a few false alarms per thousand normal samples is readable.
 
     Parameters
     ----------
@@ -225,6 +230,8 @@ def roc_log_figure(
         The detector's threshold, marked in red.
     operating_thresholds : sequence of float, optional
         Further thresholds (the operating-points table), marked as open circles.
+    unit : str, default "row"
+        What one sample is called on the axes.
 
     Returns
     -------
@@ -262,14 +269,15 @@ def roc_log_figure(
         _log_axis(ax, "x", percent=True)
         ax.set_xlim(left, 1.0)
         ax.set_ylim(-0.01, 1.01)
-        ax.set_xlabel("false-positive rate, log scale (normal rows flagged)")
+        ax.set_xlabel(f"false-positive rate, log scale (normal {unit}s flagged)")
         ax.set_ylabel("true-positive rate (anomalies caught)")
         ax.set_title("ROC curve, low false-positive rates")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
         return figure_to_data_uri(fig)
 
 
-def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float) -> str:
+def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float, *,
+              unit: str = "row") -> str:
     """Precision-recall curve with the operating point and the random baseline.
 
     Parameters
@@ -280,6 +288,8 @@ def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float)
     threshold : float
     auprc : float
         Average precision, shown in the legend.
+    unit : str, default "row"
+        What one sample is called on the axes.
 
     Returns
     -------
@@ -308,7 +318,8 @@ def pr_figure(y: np.ndarray, scores: np.ndarray, threshold: float, auprc: float)
                        label=f"threshold: precision {op_precision:.0%}, recall {op_recall:.0%}")
         return _finish_unit_square(
             fig, ax, xlabel="recall (anomalies caught)",
-            ylabel="precision (flagged rows that are anomalies)", title="Precision-recall curve",
+            ylabel=f"precision (flagged {unit}s that are anomalies)",
+            title="Precision-recall curve",
             legend_loc="lower left", y_top=1.04,
         )
 
@@ -327,6 +338,8 @@ def score_distribution_figure(
     threshold: float,
     y: np.ndarray | None = None,
     calibration_scores: np.ndarray | None = None,
+    *,
+    unit: str = "row",
 ) -> tuple[str, bool]:
     """Histograms of the scores of normal and anomalous rows, threshold marked.
 
@@ -339,6 +352,8 @@ def score_distribution_figure(
         Labels. Without them one histogram of all rows is drawn.
     calibration_scores : ndarray, optional
         Held-out normal training scores; drawn as an outline for reference.
+    unit : str, default "row"
+        What one sample is called in the legend ("row", "image").
 
     Returns
     -------
@@ -365,11 +380,11 @@ def score_distribution_figure(
             for value, name, color in classes:
                 part = scores[y == value]
                 if part.size:
-                    groups.append((f"{name} rows (n={part.size:,})", part, color))
-            ylabel = "share of the group's rows"
+                    groups.append((f"{name} {unit}s (n={part.size:,})", part, color))
+            ylabel = f"share of the group's {unit}s"
         else:
-            groups.append((f"all rows (n={scores.size:,})", scores, NORMAL_COLOR))
-            ylabel = "share of rows"
+            groups.append((f"all {unit}s (n={scores.size:,})", scores, NORMAL_COLOR))
+            ylabel = f"share of {unit}s"
         for label, part, color in groups:
             ax.hist(part, bins=bins, weights=np.full(part.size, 1.0 / part.size), color=color,
                     alpha=0.55, label=label, edgecolor="white", linewidth=0.3)
@@ -379,7 +394,7 @@ def score_distribution_figure(
                     color="#444444", lw=1.1, ls="--",
                     label=f"held-out training normals (n={cal.size:,})")
         ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.6, ls="--",
-                   label=f"threshold {threshold:.4g} (rows to the right are flagged)")
+                   label=f"threshold {threshold:.4g} ({unit}s to the right are flagged)")
         if log:
             _log_axis(ax, "x")
         ax.set_xlabel("anomaly score" + (" (log scale)" if log else ""))
