@@ -154,3 +154,13 @@ def test_modality_option_forces_tables(images, tmp_path):
                      "--model", "conv-ae", "--out", tmp_path / "z")
     assert proc.returncode == 1 and "does not take tables" in proc.stderr
 
+
+
+def test_report_shows_galleries_with_maps(trained, images, tmp_path):
+    _, model, _ = trained
+    out = tmp_path / "report.html"
+    proc = genad_cli("report", model, images / "manifest.csv", "--out", out)
+    assert_ok(proc)
+    html = out.read_text(encoding="utf-8")
+    assert "Most anomalous images" in html and "data:image/png;base64," in html
+    assert "Pixel AUROC" in html  # the manifest's masks give pixel metrics
