@@ -19,7 +19,7 @@ import torch
 
 from genad.data.base import SampleSet, TensorSampleSet
 from genad.errors import TrainingDivergedError
-from genad.models.base import GenerativeModel
+from genad.models.base import FINALIZE_BATCH, GenerativeModel
 from genad.runtime import (
     SCORE_BATCH,
     clear_aligned_cache,
@@ -29,8 +29,8 @@ from genad.runtime import (
     resolve_device,
 )
 
-__all__ = ["TrainConfig", "Phase", "train_model", "model_phases", "auto_epochs",
-           "hit_epoch_cap"]
+__all__ = ["TrainConfig", "Phase", "UnitBatches", "train_model", "model_phases",
+           "auto_epochs", "hit_epoch_cap"]
 
 
 @dataclass
@@ -228,6 +228,60 @@ class _Batches:
             yield self.tensor[idx]
 
 
+class UnitBatches:
+    """Every unit of a sample set, in order, as batches on ``device``; iterable again and again.
+
+    What a model's :meth:`~genad.models.base.GenerativeModel.setup`,
+    :meth:`~genad.models.base.GenerativeModel.finalize` and
+    :meth:`~genad.models.base.GenerativeModel.check_health` receive: the data is never
+    stacked into one tensor, so a set of images read from files costs one batch of
+    memory. An in-memory set is sliced into :data:`genad.models.base.FINALIZE_BATCH`
+    rows, the slices :func:`genad.models.base.mean_over` makes of a tensor, so the
+    models' statistics are the same bit for bit as from the stacked tensor; a lazily
+    read set goes through a ``DataLoader`` (in order) of ``batch_size`` units.
+
+    Parameters
+    ----------
+    samples : SampleSet
+    device : torch.device
+    batch_size : int
+        Units per batch of a lazily read set.
+    num_workers : int, default 0
+        ``DataLoader`` workers of a lazily read set.
+
+    Examples
+    --------
+    >>> units = UnitBatches(TensorSampleSet(torch.zeros(5, 2)), torch.device("cpu"), 2)
+    >>> len(units), [tuple(b.shape) for b in units]
+    (5, [(5, 2)])
+    """
+
+    def __init__(self, samples: SampleSet, device: torch.device, batch_size: int,
+                 num_workers: int = 0) -> None:
+        self.samples = samples
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        self.num_workers = int(num_workers)
+
+    def __len__(self) -> int:
+        """The number of units (not of batches)."""
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if isinstance(self.samples, TensorSampleSet):
+            tensor = self.samples.tensor
+            for i in range(0, tensor.shape[0], FINALIZE_BATCH):
+                yield tensor[i : i + FINALIZE_BATCH].to(self.device)
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(self.samples, batch_size=self.batch_size,
+                            num_workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        for xb in loader:
+            yield xb.to(self.device, non_blocking=True)
+
+
 def _validation_loss(model: GenerativeModel, val: SampleSet, device: torch.device) -> float:
     """Mean of the model's ``validation_loss`` over every held-out unit."""
     def weighted(xb: torch.Tensor) -> torch.Tensor:
@@ -290,10 +344,11 @@ def train_model(
     else:
         noise.manual_seed(seed)
     model.set_generator(noise)
-    x_train = train.stacked()  # setup, finalize and the health check take tensors
-    model.setup(x_train.to(device))
-    phases = model_phases(model)
     batch_size = max(1, min(int(config.batch_size), len(train)))
+    # setup, finalize and the health check read batches, never one stacked tensor
+    train_units = UnitBatches(train, device, batch_size, config.num_workers)
+    model.setup(train_units)
+    phases = model_phases(model)
     batches = _Batches(train, batch_size, gen, device, config.num_workers)
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "epoch_seconds": [],
                                "parts": {}, "best_epoch": 0, "stopped_early": False,
@@ -327,10 +382,10 @@ def train_model(
         del history["parts"]
     model.eval()
     with torch.inference_mode():
-        advice = model.check_health(val.stacked().to(device))
+        advice = model.check_health(UnitBatches(val, device, batch_size, config.num_workers))
     if advice:
         raise TrainingDivergedError(advice)
-    model.finalize(x_train.to(device))
+    model.finalize(train_units)
     return history
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-__all__ = ["GenerativeModel", "mean_over"]
+__all__ = ["GenerativeModel", "mean_over", "stack_batches"]
 
 #: rows per batch of the data-dependent passes after training (``finalize``)
 FINALIZE_BATCH = 16384
@@ -72,6 +72,24 @@ def mean_over(
     return total / max(1, n)
 
 
+def stack_batches(data: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:
+    """All of ``data`` as one tensor: a tensor as it is, an iterable of batches
+    concatenated along the first dimension (for a statistic that needs every row at
+    once, such as PCA). The values are those of the stacked rows, exactly.
+
+    Examples
+    --------
+    >>> stack_batches([torch.zeros(2, 3), torch.ones(1, 3)]).shape
+    torch.Size([3, 3])
+    """
+    if isinstance(data, torch.Tensor):
+        return data
+    parts = list(data)
+    if not parts:
+        raise ValueError("no batch to stack: the data is empty")
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 class GenerativeModel(nn.Module):
     """An objective over networks.
 
@@ -84,6 +102,12 @@ class GenerativeModel(nn.Module):
 
     Inputs are batches ``(n, ...)``: vectors ``(n, d)``, series ``(n, channels, length)``
     or images; per-sample reductions sum over ``flatten(1)``.
+
+    The data-dependent hooks (:meth:`setup`, :meth:`finalize`, :meth:`check_health`)
+    receive the data as a tensor *or* an iterable of batches (the training loop passes
+    batches, re-iterable, never one stacked tensor, so image sets need not fit in
+    memory); :func:`mean_over` accumulates over either, :func:`stack_batches` joins them
+    where every row is needed at once.
     """
 
     #: True when the anomaly map sums (over each sample's elements) to the score, as a
@@ -103,8 +127,9 @@ class GenerativeModel(nn.Module):
             if hasattr(module, "generator"):
                 module.generator = generator
 
-    def setup(self, x_train: torch.Tensor) -> None:  # noqa: B027 - optional hook
-        """Data-dependent initialisation before training (e.g. fitting PCA)."""
+    def setup(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:  # noqa: B027
+        """Data-dependent initialisation before training (e.g. fitting PCA), from the
+        training units: a tensor or a re-iterable of batches."""
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training loss on a batch: a dict with key ``"loss"`` and optional parts."""
@@ -156,9 +181,13 @@ class GenerativeModel(nn.Module):
         opt.step()
         return {k: v.detach() for k, v in parts.items()}
 
-    def finalize(self, x_train: torch.Tensor) -> None:  # noqa: B027 - optional hook
-        """After training (best weights restored): data-dependent post-processing."""
+    def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:  # noqa: B027
+        """After training (best weights restored): data-dependent post-processing, from
+        the training units (a tensor or a re-iterable of batches)."""
 
-    def check_health(self, x_val: torch.Tensor) -> str | None:
-        """Return advice when the fitted model is degenerate (e.g. collapsed), else None."""
+    def check_health(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
+        """Return advice when the fitted model is degenerate (e.g. collapsed), else None.
+
+        Called in evaluation mode, without gradients, on the held-out units (a tensor or
+        a re-iterable of batches)."""
         return None

@@ -128,11 +128,11 @@ class VAEModel(GenerativeModel):
         return (gaussian_nll(x, mean, out_logvar).flatten(1).sum(1)
                 + gaussian_kl(mu, logvar)).mean()
 
-    def mean_kl(self, x: torch.Tensor) -> float:
-        mu, logvar = self.encode(x)
-        return float(gaussian_kl(mu, logvar).mean())
+    def mean_kl(self, x: torch.Tensor | Iterable[torch.Tensor]) -> float:
+        """Mean KL of the posteriors of ``x`` (a tensor or batches) from the prior, nats."""
+        return float(mean_over(lambda xb: gaussian_kl(*self.encode(xb)).sum(), x))
 
-    def check_health(self, x_val: torch.Tensor) -> str | None:
+    def check_health(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
         kl = self.mean_kl(x_val)
         if kl < 1e-2:
             return (
