@@ -521,3 +521,52 @@ def test_data_hooks_of_a_tensor_set_get_the_slices_mean_over_would_make():
     train_model(model, torch.randn(n, 2), torch.randn(7, 2), _config(epochs=1))
     assert model.seen["finalize"] == [[(FINALIZE_BATCH, 2), (5, 2)]]
     assert model.seen["check_health"] == [[(7, 2)]]
+
+
+# --------------------------------------------------- phases without early stopping
+class _Rising(_TwoStages):
+    """Phase "first" has no early stopping, and its held-out loss only gets worse."""
+
+    def __init__(self):
+        super().__init__()
+        self.a_at: dict[int, torch.Tensor] = {}
+
+    def phases(self):
+        from genad.training import Phase
+
+        return (Phase("first", epochs=4, patience=1, early_stopping=False),
+                Phase("second", epochs=2))
+
+    def validation_loss(self, x):
+        if self.phase != "first":
+            return super().validation_loss(x)
+        self.a_at[self.epoch] = self.a.weight.detach().clone()
+        return torch.tensor(float(self.epoch), dtype=x.dtype)
+
+
+def test_a_phase_without_early_stopping_runs_every_epoch_and_keeps_the_last_weights():
+    torch.manual_seed(0)
+    model = _Rising()
+    x = torch.randn(200, 2)
+    history = train_model(model, x[:160], x[160:], TrainConfig(
+        epochs=50, batch_size=32, patience=1, verbose=0, random_state=0))
+    first = history["phases"][0]
+    assert (first["epochs"], first["best_epoch"], first["stopped_early"]) == (4, 3, False)
+    assert history["val_loss"][:4] == [0.0, 1.0, 2.0, 3.0]  # recorded all the same
+    # the second phase started from the last epoch's weights, not the "best" (epoch 0)
+    assert torch.equal(model.a_after_first, model.a_at[3])
+    assert not torch.equal(model.a_after_first, model.a_at[0])
+
+
+def test_a_non_finite_loss_part_stops_training_naming_it():
+    class NaNCritic(_TwoPlayers):
+        def train_step(self, x, optimizers):
+            parts = super().train_step(x, optimizers)
+            parts["discriminator_loss"] = parts["discriminator_loss"] * float("nan")
+            return parts
+
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDivergedError,
+                       match=r"epoch 1.*part 'discriminator_loss' is nan.*learning_rate"):
+        train_model(NaNCritic(), torch.randn(40, 2), torch.randn(8, 2),
+                    TrainConfig(epochs=3, batch_size=16, verbose=0, random_state=0))

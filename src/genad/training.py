@@ -19,7 +19,7 @@ import torch
 
 from genad.data.base import SampleSet, TensorSampleSet
 from genad.errors import TrainingDivergedError
-from genad.models.base import FINALIZE_BATCH, GenerativeModel
+from genad.models.base import FINALIZE_BATCH, GenerativeModel, Phase
 from genad.runtime import (
     SCORE_BATCH,
     clear_aligned_cache,
@@ -131,30 +131,6 @@ def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
         "learning_rate (e.g. 10x smaller), scaling='robust', or check the training data "
         "for extreme values"
     )
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One stage of training, with its own optimisers, epochs and early stopping.
-
-    A model lists its phases in order with a ``phases()`` method (default: one phase
-    named ``"train"``). Before a phase starts the loop sets ``model.phase`` to its name,
-    then asks ``model.configure_optimizers`` for that phase's optimisers, so a two-stage
-    model (f-AnoGAN: the GAN, then an encoder with the GAN frozen) switches what it
-    trains on ``model.phase``. The best weights of each phase are restored at its end.
-
-    Parameters
-    ----------
-    name : str, default "train"
-    epochs : int, optional
-        The phase's maximum epochs; default: the detector's ``epochs``.
-    patience : int, optional
-        Early-stopping patience; default: the detector's ``patience``.
-    """
-
-    name: str = "train"
-    epochs: int | None = None
-    patience: int | None = None
 
 
 def model_phases(model: GenerativeModel) -> tuple[Phase, ...]:
@@ -432,6 +408,9 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
             train_loss = float(totals["loss"]) / max(1, n_batches)
             if not math.isfinite(train_loss):
                 raise _divergence(offset + epoch, "training loss", train_loss)
+            for k, v in totals.items():  # e.g. a discriminator's loss beside the generator's
+                if not math.isfinite(float(v)):
+                    raise _divergence(offset + epoch, f"training loss part {k!r}", float(v))
             if first_loss is None:
                 first_loss = train_loss
             elif train_loss > 1e4 * max(abs(first_loss), 1e-3) and train_loss > 1e6:
@@ -449,7 +428,10 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
                     part.extend([None] * (offset + epoch - len(part)))
                     part.append(float(v) / max(1, n_batches))
             ran = epoch + 1
-            if not math.isfinite(best) or val_loss < best - config.min_delta * max(1.0, abs(best)):
+            if not phase.early_stopping:  # every epoch runs; the last weights are kept
+                best, best_epoch = val_loss, epoch
+            elif (not math.isfinite(best)
+                  or val_loss < best - config.min_delta * max(1.0, abs(best))):
                 best = val_loss
                 best_state = copy.deepcopy(model.state_dict())
                 best_epoch = epoch
@@ -468,6 +450,7 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
     finally:
         if prog is not None:
             prog.stop()
-    model.load_state_dict(best_state)
+    if phase.early_stopping:
+        model.load_state_dict(best_state)
     return {"name": phase.name, "epochs": ran, "best_epoch": offset + best_epoch,
             "stopped_early": stopped_early, "max_epochs": epochs, "patience": patience}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-__all__ = ["GenerativeModel", "mean_over", "stack_batches"]
+__all__ = ["GenerativeModel", "Phase", "mean_over", "stack_batches"]
 
 #: rows per batch of the data-dependent passes after training (``finalize``)
 FINALIZE_BATCH = 16384
@@ -88,6 +90,39 @@ def stack_batches(data: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:
     if not parts:
         raise ValueError("no batch to stack: the data is empty")
     return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training, with its own optimisers, epochs and early stopping.
+
+    A model lists its phases in order with a ``phases()`` method (default: one phase
+    named ``"train"``); the training loop (:mod:`genad.training`, which exports this class
+    too) runs them. Before a phase starts the loop sets ``model.phase`` to its name,
+    then asks ``model.configure_optimizers`` for that phase's optimisers, so a two-stage
+    model (f-AnoGAN: the GAN, then an encoder with the GAN frozen) switches what it
+    trains on ``model.phase``. The best weights of each phase are restored at its end
+    (unless ``early_stopping`` is False).
+
+    Parameters
+    ----------
+    name : str, default "train"
+    epochs : int, optional
+        The phase's maximum epochs; default: the detector's ``epochs``.
+    patience : int, optional
+        Early-stopping patience; default: the detector's ``patience``.
+    early_stopping : bool, default True
+        Stop on the held-out loss and restore the best weights. False runs every epoch
+        and keeps the last weights, the held-out loss being recorded for information
+        only: for a stage with no held-out criterion of progress, such as a GAN's
+        adversarial game (the critic's estimate of the Wasserstein distance is measured
+        with a critic that changes every epoch).
+    """
+
+    name: str = "train"
+    epochs: int | None = None
+    patience: int | None = None
+    early_stopping: bool = True
 
 
 class GenerativeModel(nn.Module):
@@ -184,6 +219,56 @@ class GenerativeModel(nn.Module):
     def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:  # noqa: B027
         """After training (best weights restored): data-dependent post-processing, from
         the training units (a tensor or a re-iterable of batches)."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new samples ``(n, *sample_shape)`` drawn from the model, in its input space
+        (the adapter's encoded, scaled units).
+
+        Models with a prior over their latent space (VAE, the GANs) decode prior draws;
+        the base class has none and raises.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, at least 1.
+        generator : torch.Generator, optional
+            Source of the draws (on the model's device); the global RNG when None.
+
+        Raises
+        ------
+        NotImplementedError
+            The model cannot generate samples.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot generate samples: it has no "
+                                  "distribution to draw from")
+
+    def decode_prior_draws(self, n: int, latent_dim: int,
+                           decode: Callable[[torch.Tensor], torch.Tensor],
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        """``decode(z)`` for ``n`` draws ``z ~ N(0, I)`` of ``latent_dim`` values, in
+        evaluation mode and without gradients (the mode is restored after): the
+        :meth:`sample` of models with a standard normal prior.
+
+        Raises
+        ------
+        ValueError
+            ``n`` is not an integer >= 1.
+        """
+        try:
+            count = operator.index(n)
+        except TypeError:
+            count = 0
+        if isinstance(n, bool) or count < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        device = next(iter(self.parameters())).device
+        z = torch.randn((count, int(latent_dim)), generator=generator, device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return decode(z)
+        finally:
+            self.train(was_training)
 
     def check_health(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
         """Return advice when the fitted model is degenerate (e.g. collapsed), else None.
