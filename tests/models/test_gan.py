@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import genad
 from genad.errors import TrainingDivergedError
 from genad.models import (
     AutoEncoderModel,
@@ -381,3 +383,28 @@ def test_ganomaly_has_no_collapse_check():
     # an untrained encoder-decoder reconstructs everything alike; that is not a collapse
     model = _collapse(ganomaly()).eval()
     assert model.check_health(_data()) is None
+
+
+# ----------------------------------------------------------------- detectors
+@pytest.mark.parametrize("cls", [genad.GANomaly, genad.FAnoGAN, genad.VAEGAN])
+def test_on_images_the_detectors_build_conv2d_networks_of_conv_width(cls):
+    det = cls(backbone="conv2d", conv_width=4, latent_dim=3)
+    det.hidden_sizes_, det.latent_dim_ = None, 3
+    model = det._build_model((1, 16, 16))
+    first = next(m for m in model.discriminator.modules() if isinstance(m, nn.Conv2d))
+    assert first.out_channels == 4
+    norms = [m for m in model.discriminator.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert (not norms) == (cls is genad.FAnoGAN)  # a WGAN-GP critic has no batch norm
+    assert model.sample(2).shape == (2, 1, 16, 16)
+
+
+@pytest.mark.parametrize("name", ["ganomaly", "fanogan", "vaegan"])
+def test_the_detectors_pick_the_mlp_on_tables_and_keep_every_loss_part(name, make_detector,
+                                                                       normal_array):
+    det = make_detector(name, epochs=2).fit(normal_array)
+    assert det._backbone() == "mlp"
+    assert isinstance(det.model_.discriminator.head, nn.Linear)
+    parts = set(det.history_["parts"])
+    assert parts == PARTS[name] - {"loss"} | ({"rec", "feat"} if name == "fanogan" else set())
+    scores = det.anomaly_score(normal_array)
+    assert scores.shape == (len(normal_array),) and np.isfinite(scores).all()
