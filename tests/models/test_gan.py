@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import genad
+from genad.data.base import SampleSet
 from genad.errors import TrainingDivergedError
 from genad.models import (
     AutoEncoderModel,
@@ -383,6 +384,58 @@ def test_ganomaly_has_no_collapse_check():
     # an untrained encoder-decoder reconstructs everything alike; that is not a collapse
     model = _collapse(ganomaly()).eval()
     assert model.check_health(_data()) is None
+
+
+# ------------------------------------------------------------ images, read lazily
+class _LazyImages(SampleSet):
+    """Images read one by one (as from files): the loop must never stack them."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor_ = tensor
+        self.sample_shape = tuple(tensor.shape[1:])
+        self.owner = np.arange(len(tensor))
+        self.n_samples = len(tensor)
+        self.meta: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.tensor_)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.tensor_[i]
+
+    def subset(self, units):
+        return _LazyImages(self.tensor_[torch.from_numpy(np.asarray(units))])
+
+    def stacked(self):
+        raise AssertionError("a lazily read image set must not be stacked")
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_the_models_train_on_lazily_read_images_through_the_loop(name):
+    shape = (1, 16, 16)
+    torch.manual_seed(0)
+    opts = {"width": 4}
+    disc = factory.discriminator("conv2d", shape, **opts, batch_norm=name != "fanogan")
+    if name == "ganomaly":
+        model = GANomalyModel(factory.encoder("conv2d", shape, LATENT, **opts),
+                              factory.decoder("conv2d", shape, LATENT, **opts),
+                              factory.encoder("conv2d", shape, LATENT, **opts), disc, LATENT)
+    elif name == "fanogan":
+        model = FAnoGANModel(factory.decoder("conv2d", shape, LATENT, **opts), disc,
+                             factory.encoder("conv2d", shape, LATENT, **opts), LATENT,
+                             n_critic=2)
+    else:
+        model = VAEGANModel(factory.encoder("conv2d", shape, 2 * LATENT, **opts),
+                            factory.decoder("conv2d", shape, LATENT, **opts), disc, LATENT)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand((40, *shape), generator=g)
+    history = train_model(model, _LazyImages(images[:32]), _LazyImages(images[32:]),
+                          _config(epochs=1, batch_size=8))
+    assert math.isfinite(history["train_loss"][-1])
+    with torch.no_grad():
+        score, amap = model.infer(images[:4])
+    assert score.shape == (4,) and amap.shape == (4, *shape)
+    assert torch.isfinite(score).all() and torch.isfinite(amap).all()
 
 
 # ----------------------------------------------------------------- detectors
