@@ -29,7 +29,7 @@ class _Scalar(GenerativeModel):
         self.finalized_w = None
 
     def setup(self, x_train):
-        self.setup_rows = x_train.shape[0]
+        self.setup_rows = sum(xb.shape[0] for xb in x_train)  # batches, not one tensor
 
     def loss(self, x):
         if self.train_losses is not None:
@@ -457,3 +457,117 @@ def test_a_lazy_sample_set_trains_through_a_data_loader_like_the_tensor():
             epochs=3, batch_size=32, verbose=0, random_state=0)))
     assert runs[0]["train_loss"] == pytest.approx(runs[1]["train_loss"], rel=1e-5)
     assert runs[0]["val_loss"] == pytest.approx(runs[1]["val_loss"], rel=1e-5)
+
+
+class _Recorder(_Scalar):
+    """Records what the data hooks receive: the batches' shapes, per hook."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: dict[str, list] = {}
+
+    def _record(self, name, data):
+        assert not isinstance(data, torch.Tensor), f"{name} got one stacked tensor"
+        self.seen.setdefault(name, []).append([tuple(xb.shape) for xb in data])
+
+    def setup(self, x_train):
+        self._record("setup", x_train)
+        self._record("setup", x_train)  # iterable again: PCA reads its rows twice
+
+    def finalize(self, x_train):
+        self._record("finalize", x_train)
+
+    def check_health(self, x_val):
+        self._record("check_health", x_val)
+        return None
+
+
+def test_data_hooks_get_re_iterable_batches_of_a_lazy_set_never_one_tensor():
+    from genad.data.base import SampleSet
+
+    class Lazy(SampleSet):
+        def __init__(self, tensor):
+            self.tensor_ = tensor
+            self.sample_shape = tuple(tensor.shape[1:])
+            self.owner = np.arange(len(tensor))
+            self.n_samples = len(tensor)
+            self.meta = {}
+
+        def __len__(self):
+            return len(self.tensor_)
+
+        def __getitem__(self, i):
+            return self.tensor_[i]
+
+        def subset(self, units):
+            return Lazy(self.tensor_[torch.from_numpy(np.asarray(units))])
+
+        def stacked(self):
+            raise AssertionError("the loop must not stack a lazily read set")
+
+    model = _Recorder()
+    train_model(model, Lazy(torch.randn(70, 3)), Lazy(torch.randn(20, 3)),
+                _config(epochs=2, batch_size=32))
+    # the loop's batch size (32), every unit once, and the same batches on a second pass
+    assert model.seen["setup"] == [[(32, 3), (32, 3), (6, 3)]] * 2
+    assert model.seen["finalize"] == [[(32, 3), (32, 3), (6, 3)]]
+    assert model.seen["check_health"] == [[(20, 3)]]
+
+
+def test_data_hooks_of_a_tensor_set_get_the_slices_mean_over_would_make():
+    from genad.models.base import FINALIZE_BATCH
+
+    model = _Recorder()
+    n = FINALIZE_BATCH + 5
+    train_model(model, torch.randn(n, 2), torch.randn(7, 2), _config(epochs=1))
+    assert model.seen["finalize"] == [[(FINALIZE_BATCH, 2), (5, 2)]]
+    assert model.seen["check_health"] == [[(7, 2)]]
+
+
+# --------------------------------------------------- phases without early stopping
+class _Rising(_TwoStages):
+    """Phase "first" has no early stopping, and its held-out loss only gets worse."""
+
+    def __init__(self):
+        super().__init__()
+        self.a_at: dict[int, torch.Tensor] = {}
+
+    def phases(self):
+        from genad.training import Phase
+
+        return (Phase("first", epochs=4, patience=1, early_stopping=False),
+                Phase("second", epochs=2))
+
+    def validation_loss(self, x):
+        if self.phase != "first":
+            return super().validation_loss(x)
+        self.a_at[self.epoch] = self.a.weight.detach().clone()
+        return torch.tensor(float(self.epoch), dtype=x.dtype)
+
+
+def test_a_phase_without_early_stopping_runs_every_epoch_and_keeps_the_last_weights():
+    torch.manual_seed(0)
+    model = _Rising()
+    x = torch.randn(200, 2)
+    history = train_model(model, x[:160], x[160:], TrainConfig(
+        epochs=50, batch_size=32, patience=1, verbose=0, random_state=0))
+    first = history["phases"][0]
+    assert (first["epochs"], first["best_epoch"], first["stopped_early"]) == (4, 3, False)
+    assert history["val_loss"][:4] == [0.0, 1.0, 2.0, 3.0]  # recorded all the same
+    # the second phase started from the last epoch's weights, not the "best" (epoch 0)
+    assert torch.equal(model.a_after_first, model.a_at[3])
+    assert not torch.equal(model.a_after_first, model.a_at[0])
+
+
+def test_a_non_finite_loss_part_stops_training_naming_it():
+    class NaNCritic(_TwoPlayers):
+        def train_step(self, x, optimizers):
+            parts = super().train_step(x, optimizers)
+            parts["discriminator_loss"] = parts["discriminator_loss"] * float("nan")
+            return parts
+
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDivergedError,
+                       match=r"epoch 1.*part 'discriminator_loss' is nan.*learning_rate"):
+        train_model(NaNCritic(), torch.randn(40, 2), torch.randn(8, 2),
+                    TrainConfig(epochs=3, batch_size=16, verbose=0, random_state=0))

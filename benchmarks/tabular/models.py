@@ -406,6 +406,15 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               f"genad.AutoEncoder, dropout={AE_DROPOUT}, normalize_errors=False "
               "(otherwise defaults)",
               _genad_factory("AutoEncoder", dict(AE_DROPOUT_RAW))),
+    ModelSpec("genad-GANomaly", "genad",
+              "genad.GANomaly, defaults (latent-distance score; lr 2e-4, batch 64)",
+              _genad_factory("GANomaly", {})),
+    ModelSpec("genad-FAnoGAN", "genad",
+              "genad.FAnoGAN, defaults (WGAN-GP, n_critic 5, then the izi_f encoder; lr 2e-4, "
+              "batch 64)", _genad_factory("FAnoGAN", {})),
+    ModelSpec("genad-VAEGAN", "genad",
+              "genad.VAEGAN, defaults (pixel + discriminator-feature error; lr 2e-4, batch 64)",
+              _genad_factory("VAEGAN", {})),
     ModelSpec("pyod-AE-default", "peer",
               "pyod AutoEncoder, defaults ([64, 32], 10 epochs, batch 32, batch norm, "
               "dropout 0.2)", _pyod_ae(matched=False)),

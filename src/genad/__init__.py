@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from genad.estimators import (
         MODELS,
         VAE,
+        VAEGAN,
         AutoEncoder,
         ConvAutoEncoder,
         ConvVAE,
         DenoisingAutoEncoder,
+        FAnoGAN,
+        GANomaly,
         PCAConvAutoEncoder,
     )
 
@@ -61,6 +64,9 @@ __all__ = [
     "PCAConvAutoEncoder",
     "ConvAutoEncoder",
     "ConvVAE",
+    "GANomaly",
+    "FAnoGAN",
+    "VAEGAN",
     "Detector",
     "MODELS",
     "load",

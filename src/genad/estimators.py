@@ -356,5 +356,255 @@ class ConvVAE(_ConvImages, VAE):
         self.conv_width = conv_width
 
 
+# ------------------------------------------------------------------ the GAN models
+
+__all__ += ["GANomaly", "FAnoGAN", "VAEGAN"]
+
+class _TablesOrImages:
+    """Mixin of the GAN detectors: ``"mlp"`` on table rows, ``"conv2d"`` on images
+    (``auto`` picks by the samples' rank), ``conv_width`` channels for the latter."""
+
+    backbones = ("mlp", "conv2d")
+    modalities = ("tabular", "image")
+    conv_width: int
+
+    def _backbone_options(self, backbone: str) -> dict[str, Any]:
+        if backbone == "conv2d":
+            return {"width": int(self.conv_width)}
+        return super()._backbone_options(backbone)  # type: ignore[misc]
+
+
+class GANomaly(_TablesOrImages, Detector):
+    """GANomaly (Akcay et al. 2018): an encoder-decoder-encoder generator against a
+    discriminator; score = the latent distance ``||z - z_hat||^2``.
+
+    The generator encodes a sample to ``z``, reconstructs it, and encodes the
+    reconstruction again to ``z_hat``; it learns, on normal data only, to make the two
+    codes agree. The anomaly map is the absolute reconstruction residual of each column
+    or pixel: it shows where the sample is not reconstructed, but does not sum to the
+    score. See :class:`genad.models.GANomalyModel`.
+
+    Parameters
+    ----------
+    adversarial_weight : float, default 1.0
+        Weight of the feature-matching adversarial loss (the paper's ``w_adv``).
+    contextual_weight : float, default 50.0
+        Weight of the L1 reconstruction loss (``w_con``).
+    latent_weight : float, default 1.0
+        Weight of the latent L2 loss (``w_lat``).
+    conv_width : int, default 32
+        Channels of the first convolution on images (doubling at each halving, up to 8x).
+    learning_rate : float, default 2e-4
+        Both players' (Adam, betas (0.5, 0.999), as in DCGAN).
+    batch_size : int, default 64
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` sizes the
+    encoders, decoder and discriminator on tables).
+
+    Examples
+    --------
+    >>> import numpy as np, genad
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
+    >>> det = genad.GANomaly(hidden_sizes=[16], epochs=3, random_state=0, verbose=0).fit(X)
+    >>> scores = det.anomaly_score(np.r_[X[:5], [[20.0, -20, 20, -20]]])
+    >>> scores.shape, bool(scores[-1] > scores[:5].max())
+    ((6,), True)
+    """
+
+    model_name = "ganomaly"
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "adversarial_weight": Real(0.0),
+        "contextual_weight": Real(0.0),
+        "latent_weight": Real(0.0),
+        "conv_width": Integer(1),
+    }
+
+    def __init__(self, *, adversarial_weight: float = 1.0, contextual_weight: float = 50.0,
+                 latent_weight: float = 1.0, conv_width: int = 32,
+                 adapter: Adapter | None = None, backbone: str = "auto",
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.adversarial_weight = adversarial_weight
+        self.contextual_weight = contextual_weight
+        self.latent_weight = latent_weight
+        self.conv_width = conv_width
+
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        from genad.models.ganomaly import GANomalyModel
+
+        backbone, latent = self._backbone(), self.latent_dim_
+        options = self._backbone_options(backbone)
+        return GANomalyModel(
+            factory.encoder(backbone, sample_shape, latent, **options),
+            factory.decoder(backbone, sample_shape, latent, **options),
+            factory.encoder(backbone, sample_shape, latent, **options),
+            factory.discriminator(backbone, sample_shape, **options),
+            latent, w_adv=self.adversarial_weight, w_con=self.contextual_weight,
+            w_lat=self.latent_weight)
+
+
+class FAnoGAN(_TablesOrImages, Detector):
+    """f-AnoGAN (Schlegl et al. 2019): a Wasserstein GAN of the normal data, then an
+    encoder that maps a sample to the latent code the generator reconstructs it from.
+
+    Training has two phases, each of up to ``epochs`` epochs: the WGAN-GP (generator and
+    critic; every epoch runs, there is no held-out criterion of a GAN's progress), then
+    the encoder with the GAN frozen (early stopping). The score is the izi_f loss:
+    ``||x - G(E(x))||^2 / n + kappa * ||f(x) - f(G(E(x)))||^2 / n_f``, with ``f`` the
+    critic's features; the anomaly map is each column's or pixel's squared residual
+    plus its share (in proportion to it) of the feature term, so it sums to the score.
+    See :class:`genad.models.FAnoGANModel`.
+
+    Parameters
+    ----------
+    kappa : float, default 1.0
+        Weight of the critic-feature residual in the encoder's loss and the score.
+    n_critic : int, default 5
+        Critic steps per generator step.
+    gp_weight : float, default 10.0
+        Weight of the gradient penalty (WGAN-GP).
+    conv_width : int, default 32
+        Channels of the first convolution on images (doubling at each halving, up to 8x).
+    learning_rate : float, default 2e-4
+        Every optimiser's (Adam, betas (0.5, 0.999)).
+    batch_size : int, default 64
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` sizes the
+    generator, critic and encoder on tables).
+
+    Examples
+    --------
+    >>> import numpy as np, genad
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
+    >>> det = genad.FAnoGAN(hidden_sizes=[16], epochs=3, random_state=0, verbose=0).fit(X)
+    >>> scores = det.anomaly_score(np.r_[X[:5], [[20.0, -20, 20, -20]]])
+    >>> scores.shape, bool(scores[-1] > scores[:5].max())
+    ((6,), True)
+    """
+
+    model_name = "fanogan"
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "kappa": Real(0.0),
+        "n_critic": Integer(1),
+        "gp_weight": Real(0.0),
+        "conv_width": Integer(1),
+    }
+
+    def __init__(self, *, kappa: float = 1.0, n_critic: int = 5, gp_weight: float = 10.0,
+                 conv_width: int = 32,
+                 adapter: Adapter | None = None, backbone: str = "auto",
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.kappa = kappa
+        self.n_critic = n_critic
+        self.gp_weight = gp_weight
+        self.conv_width = conv_width
+
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        from genad.models.fanogan import FAnoGANModel
+
+        backbone, latent = self._backbone(), self.latent_dim_
+        options = self._backbone_options(backbone)
+        # the critic has no batch norm: the gradient penalty is taken per sample
+        critic = factory.discriminator(backbone, sample_shape, **options, batch_norm=False)
+        return FAnoGANModel(factory.decoder(backbone, sample_shape, latent, **options), critic,
+                            factory.encoder(backbone, sample_shape, latent, **options), latent,
+                            kappa=self.kappa, n_critic=self.n_critic, gp_weight=self.gp_weight)
+
+
+class VAEGAN(_TablesOrImages, Detector):
+    """VAE-GAN (Larsen et al. 2016): a VAE whose decoder is also trained against a
+    discriminator, reconstruction measured in pixels and in the discriminator's features.
+
+    The score decodes the posterior mean: ``||x - x_rec||^2 + feature_weight *
+    ||f(x) - f(x_rec)||^2`` with ``f`` the discriminator's features (both sums). The
+    anomaly map is each column's or pixel's squared residual plus its share (in
+    proportion to it) of the feature term, so it sums to the score. See
+    :class:`genad.models.VAEGANModel`.
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        Weight of the KL term.
+    feature_weight : float, default 1.0
+        Weight of the discriminator-feature error, in training and in the score.
+    adversarial_weight : float, default 1.0
+        Weight of the adversarial loss of the encoder and decoder.
+    conv_width : int, default 32
+        Channels of the first convolution on images (doubling at each halving, up to 8x).
+    learning_rate : float, default 2e-4
+        Both players' (Adam, betas (0.5, 0.999)).
+    batch_size : int, default 64
+
+    Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` sizes the
+    encoder, decoder and discriminator on tables).
+
+    Examples
+    --------
+    >>> import numpy as np, genad
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
+    >>> det = genad.VAEGAN(hidden_sizes=[16], epochs=3, random_state=0, verbose=0).fit(X)
+    >>> scores = det.anomaly_score(np.r_[X[:5], [[20.0, -20, 20, -20]]])
+    >>> scores.shape, bool(scores[-1] > scores[:5].max())
+    ((6,), True)
+    """
+
+    model_name = "vaegan"
+    parameter_constraints = {
+        **Detector.parameter_constraints,
+        "beta": Real(0.0),
+        "feature_weight": Real(0.0),
+        "adversarial_weight": Real(0.0),
+        "conv_width": Integer(1),
+    }
+
+    def __init__(self, *, beta: float = 1.0, feature_weight: float = 1.0,
+                 adversarial_weight: float = 1.0, conv_width: int = 32,
+                 adapter: Adapter | None = None, backbone: str = "auto",
+                 hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
+                 epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
+                 weight_decay: float = 1e-5, patience: int = 10,
+                 validation_fraction: float = 0.1, target_fpr: float = 0.01,
+                 contamination: float | None = None,
+                 categorical_columns: list[str] | None = None, missing: str | None = None,
+                 scaling: str | None = None, device: str = "auto",
+                 random_state: int | None = None, verbose: int = 1) -> None:
+        super().__init__(**_common(locals()))
+        self.beta = beta
+        self.feature_weight = feature_weight
+        self.adversarial_weight = adversarial_weight
+        self.conv_width = conv_width
+
+    def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        from genad.models.vaegan import VAEGANModel
+
+        backbone, latent = self._backbone(), self.latent_dim_
+        options = self._backbone_options(backbone)
+        return VAEGANModel(factory.encoder(backbone, sample_shape, 2 * latent, **options),
+                           factory.decoder(backbone, sample_shape, latent, **options),
+                           factory.discriminator(backbone, sample_shape, **options), latent,
+                           beta=self.beta, feature_weight=self.feature_weight,
+                           adversarial_weight=self.adversarial_weight)
+
+
 #: CLI name -> detector class, for every preset of :mod:`genad.registry` (in its order)
 MODELS: dict[str, type[Detector]] = {name: load_class(name) for name in names()}

@@ -13,13 +13,13 @@ Examples
 --------
 >>> from genad import registry
 >>> registry.names()
-('ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae')
+('ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan')
 >>> registry.preset("vae").class_name
 'VAE'
 >>> registry.preset("pca-cea")
 Traceback (most recent call last):
     ...
-genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae'
+genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan'
 """  # noqa: E501
 
 from __future__ import annotations
@@ -183,6 +183,19 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
            "conv2d", modalities=("image",), test_settings=_FAST_IMAGE),
     Preset("conv-vae", "genad.estimators:ConvVAE", "convolutional VAE (images)", "conv2d",
            modalities=("image",), test_settings=_FAST_IMAGE),
+    Preset("ganomaly", "genad.estimators:GANomaly",
+           "GANomaly: encoder-decoder-encoder GAN, latent-distance score", "mlp",
+           modalities=("tabular", "image"),
+           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3}),
+    Preset("fanogan", "genad.estimators:FAnoGAN",
+           "f-AnoGAN: WGAN-GP, then an encoder (izi_f score)", "mlp",
+           modalities=("tabular", "image"),
+           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3,
+                          "epochs": 4, "n_critic": 2}),
+    Preset("vaegan", "genad.estimators:VAEGAN",
+           "VAE-GAN: VAE with a discriminator-feature reconstruction", "mlp",
+           modalities=("tabular", "image"),
+           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3}),
 )})
 
 
@@ -237,7 +250,7 @@ def names(modality: str | None = None) -> tuple[str, ...]:
     Examples
     --------
     >>> names("tabular")
-    ('ae', 'dae', 'vae', 'pca-cae')
+    ('ae', 'dae', 'vae', 'pca-cae', 'ganomaly', 'fanogan', 'vaegan')
     """
     if modality is None:
         return tuple(PRESETS)

@@ -19,7 +19,7 @@ import torch
 
 from genad.data.base import SampleSet, TensorSampleSet
 from genad.errors import TrainingDivergedError
-from genad.models.base import GenerativeModel
+from genad.models.base import FINALIZE_BATCH, GenerativeModel, Phase
 from genad.runtime import (
     SCORE_BATCH,
     clear_aligned_cache,
@@ -29,8 +29,8 @@ from genad.runtime import (
     resolve_device,
 )
 
-__all__ = ["TrainConfig", "Phase", "train_model", "model_phases", "auto_epochs",
-           "hit_epoch_cap"]
+__all__ = ["TrainConfig", "Phase", "UnitBatches", "train_model", "model_phases",
+           "auto_epochs", "hit_epoch_cap"]
 
 
 @dataclass
@@ -133,30 +133,6 @@ def _divergence(epoch: int, what: str, value: float) -> TrainingDivergedError:
     )
 
 
-@dataclass(frozen=True)
-class Phase:
-    """One stage of training, with its own optimisers, epochs and early stopping.
-
-    A model lists its phases in order with a ``phases()`` method (default: one phase
-    named ``"train"``). Before a phase starts the loop sets ``model.phase`` to its name,
-    then asks ``model.configure_optimizers`` for that phase's optimisers, so a two-stage
-    model (f-AnoGAN: the GAN, then an encoder with the GAN frozen) switches what it
-    trains on ``model.phase``. The best weights of each phase are restored at its end.
-
-    Parameters
-    ----------
-    name : str, default "train"
-    epochs : int, optional
-        The phase's maximum epochs; default: the detector's ``epochs``.
-    patience : int, optional
-        Early-stopping patience; default: the detector's ``patience``.
-    """
-
-    name: str = "train"
-    epochs: int | None = None
-    patience: int | None = None
-
-
 def model_phases(model: GenerativeModel) -> tuple[Phase, ...]:
     """The model's ``phases()``, or one default :class:`Phase`."""
     phases = getattr(model, "phases", None)
@@ -228,6 +204,60 @@ class _Batches:
             yield self.tensor[idx]
 
 
+class UnitBatches:
+    """Every unit of a sample set, in order, as batches on ``device``; iterable again and again.
+
+    What a model's :meth:`~genad.models.base.GenerativeModel.setup`,
+    :meth:`~genad.models.base.GenerativeModel.finalize` and
+    :meth:`~genad.models.base.GenerativeModel.check_health` receive: the data is never
+    stacked into one tensor, so a set of images read from files costs one batch of
+    memory. An in-memory set is sliced into :data:`genad.models.base.FINALIZE_BATCH`
+    rows, the slices :func:`genad.models.base.mean_over` makes of a tensor, so the
+    models' statistics are the same bit for bit as from the stacked tensor; a lazily
+    read set goes through a ``DataLoader`` (in order) of ``batch_size`` units.
+
+    Parameters
+    ----------
+    samples : SampleSet
+    device : torch.device
+    batch_size : int
+        Units per batch of a lazily read set.
+    num_workers : int, default 0
+        ``DataLoader`` workers of a lazily read set.
+
+    Examples
+    --------
+    >>> units = UnitBatches(TensorSampleSet(torch.zeros(5, 2)), torch.device("cpu"), 2)
+    >>> len(units), [tuple(b.shape) for b in units]
+    (5, [(5, 2)])
+    """
+
+    def __init__(self, samples: SampleSet, device: torch.device, batch_size: int,
+                 num_workers: int = 0) -> None:
+        self.samples = samples
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        self.num_workers = int(num_workers)
+
+    def __len__(self) -> int:
+        """The number of units (not of batches)."""
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        if isinstance(self.samples, TensorSampleSet):
+            tensor = self.samples.tensor
+            for i in range(0, tensor.shape[0], FINALIZE_BATCH):
+                yield tensor[i : i + FINALIZE_BATCH].to(self.device)
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(self.samples, batch_size=self.batch_size,
+                            num_workers=self.num_workers,
+                            pin_memory=self.device.type == "cuda")
+        for xb in loader:
+            yield xb.to(self.device, non_blocking=True)
+
+
 def _validation_loss(model: GenerativeModel, val: SampleSet, device: torch.device) -> float:
     """Mean of the model's ``validation_loss`` over every held-out unit."""
     def weighted(xb: torch.Tensor) -> torch.Tensor:
@@ -290,10 +320,11 @@ def train_model(
     else:
         noise.manual_seed(seed)
     model.set_generator(noise)
-    x_train = train.stacked()  # setup, finalize and the health check take tensors
-    model.setup(x_train.to(device))
-    phases = model_phases(model)
     batch_size = max(1, min(int(config.batch_size), len(train)))
+    # setup, finalize and the health check read batches, never one stacked tensor
+    train_units = UnitBatches(train, device, batch_size, config.num_workers)
+    model.setup(train_units)
+    phases = model_phases(model)
     batches = _Batches(train, batch_size, gen, device, config.num_workers)
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "epoch_seconds": [],
                                "parts": {}, "best_epoch": 0, "stopped_early": False,
@@ -327,10 +358,10 @@ def train_model(
         del history["parts"]
     model.eval()
     with torch.inference_mode():
-        advice = model.check_health(val.stacked().to(device))
+        advice = model.check_health(UnitBatches(val, device, batch_size, config.num_workers))
     if advice:
         raise TrainingDivergedError(advice)
-    model.finalize(x_train.to(device))
+    model.finalize(train_units)
     return history
 
 
@@ -377,6 +408,9 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
             train_loss = float(totals["loss"]) / max(1, n_batches)
             if not math.isfinite(train_loss):
                 raise _divergence(offset + epoch, "training loss", train_loss)
+            for k, v in totals.items():  # e.g. a discriminator's loss beside the generator's
+                if not math.isfinite(float(v)):
+                    raise _divergence(offset + epoch, f"training loss part {k!r}", float(v))
             if first_loss is None:
                 first_loss = train_loss
             elif train_loss > 1e4 * max(abs(first_loss), 1e-3) and train_loss > 1e6:
@@ -394,7 +428,10 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
                     part.extend([None] * (offset + epoch - len(part)))
                     part.append(float(v) / max(1, n_batches))
             ran = epoch + 1
-            if not math.isfinite(best) or val_loss < best - config.min_delta * max(1.0, abs(best)):
+            if not phase.early_stopping:  # every epoch runs; the last weights are kept
+                best, best_epoch = val_loss, epoch
+            elif (not math.isfinite(best)
+                  or val_loss < best - config.min_delta * max(1.0, abs(best))):
                 best = val_loss
                 best_state = copy.deepcopy(model.state_dict())
                 best_epoch = epoch
@@ -413,6 +450,7 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
     finally:
         if prog is not None:
             prog.stop()
-    model.load_state_dict(best_state)
+    if phase.early_stopping:
+        model.load_state_dict(best_state)
     return {"name": phase.name, "epochs": ran, "best_epoch": offset + best_epoch,
             "stopped_early": stopped_early, "max_epochs": epochs, "patience": patience}

@@ -4,6 +4,7 @@
 ``element_scores``; scoring is deterministic in evaluation mode; an additive map sums to
 the score exactly; a state dict restores the same scores in a freshly built model; one
 optimisation step lowers the loss on its batch; extreme inputs still give finite scores.
+Models with several phases (f-AnoGAN) go through each in turn.
 """
 
 from __future__ import annotations
@@ -15,21 +16,33 @@ import pytest
 import torch
 from torch import nn
 
-from genad.models import AutoEncoderModel, GenerativeModel, PCAConvAutoEncoderModel, VAEModel
+from genad.models import (
+    AutoEncoderModel,
+    FAnoGANModel,
+    GANomalyModel,
+    GenerativeModel,
+    PCAConvAutoEncoderModel,
+    VAEGANModel,
+    VAEModel,
+)
+from genad.nets import factory
 from genad.nets.conv1d import Conv1dAutoEncoderNet
 from genad.nets.mlp import mlp
 
 D = 6  # features of the vector cases
 L = 8  # length of the series cases (a multiple of 4: the conv net needs no padding)
+IMAGE = (2, 16, 16)  # the image cases: two channels, two halvings of the conv2d backbone
 N = 48
 
 
 @dataclass(frozen=True)
 class Case:
-    """A model on a backbone: ``build()`` makes it, ``shape`` is one sample's shape."""
+    """A model on a backbone: ``build()`` makes it, ``shape`` is one sample's shape,
+    ``phases`` the training phases it goes through (in order)."""
 
     build: Callable[[], GenerativeModel]
     shape: tuple[int, ...]
+    phases: tuple[str, ...] = ("train",)
 
 
 def _ae_mlp(**kw) -> AutoEncoderModel:
@@ -49,6 +62,33 @@ def _vae_mlp(score_method: str) -> VAEModel:
                     kl_warmup_epochs=0, score_method=score_method, n_samples=4)
 
 
+def _networks(backbone: str) -> dict:
+    """Small builder options of a backbone: hidden sizes for mlp, a width for conv2d."""
+    return {"hidden": [8]} if backbone == "mlp" else {"width": 4}
+
+
+def _ganomaly(backbone: str, shape: tuple[int, ...]) -> GANomalyModel:
+    opts = _networks(backbone)
+    return GANomalyModel(factory.encoder(backbone, shape, 3, **opts),
+                         factory.decoder(backbone, shape, 3, **opts),
+                         factory.encoder(backbone, shape, 3, **opts),
+                         factory.discriminator(backbone, shape, **opts), 3)
+
+
+def _fanogan(backbone: str, shape: tuple[int, ...]) -> FAnoGANModel:
+    opts = _networks(backbone)
+    return FAnoGANModel(factory.decoder(backbone, shape, 3, **opts),
+                        factory.discriminator(backbone, shape, **opts, batch_norm=False),
+                        factory.encoder(backbone, shape, 3, **opts), 3, n_critic=2)
+
+
+def _vaegan(backbone: str, shape: tuple[int, ...]) -> VAEGANModel:
+    opts = _networks(backbone)
+    return VAEGANModel(factory.encoder(backbone, shape, 6, **opts),
+                       factory.decoder(backbone, shape, 3, **opts),
+                       factory.discriminator(backbone, shape, **opts), 3)
+
+
 CASES = {
     "ae-mlp": Case(lambda: _ae_mlp(), (D,)),
     "dae-mlp": Case(lambda: _ae_mlp(noise_std=0.1, mask_prob=0.1), (D,)),
@@ -60,6 +100,12 @@ CASES = {
     "ae-conv1d": Case(lambda: _ae_conv1d(), (1, L)),
     "dae-normalized-conv1d": Case(lambda: _ae_conv1d(noise_std=0.1, n_features=L,
                                                      normalize_errors=True), (1, L)),
+    "ganomaly-mlp": Case(lambda: _ganomaly("mlp", (D,)), (D,)),
+    "ganomaly-conv2d": Case(lambda: _ganomaly("conv2d", IMAGE), IMAGE),
+    "fanogan-mlp": Case(lambda: _fanogan("mlp", (D,)), (D,), ("gan", "encoder")),
+    "fanogan-conv2d": Case(lambda: _fanogan("conv2d", IMAGE), IMAGE, ("gan", "encoder")),
+    "vaegan-mlp": Case(lambda: _vaegan("mlp", (D,)), (D,)),
+    "vaegan-conv2d": Case(lambda: _vaegan("conv2d", IMAGE), IMAGE),
 }
 
 
@@ -75,15 +121,24 @@ def _build(case: Case, seed: int = 0) -> GenerativeModel:
     return case.build()
 
 
+def _enter(model: GenerativeModel, phase: str, learning_rate: float
+           ) -> list[torch.optim.Optimizer]:
+    """What the loop does before a phase: set it, then ask for its optimisers."""
+    model.phase = phase
+    optimizers = model.configure_optimizers(learning_rate, 0.0)
+    model.train()
+    return optimizers
+
+
 def _fitted(case: Case) -> tuple[GenerativeModel, torch.Tensor]:
-    """A model through the loop's life cycle: setup, a few steps, finalize, eval."""
+    """A model through the loop's life cycle: setup, a few steps per phase, finalize."""
     model, x = _build(case), _data(case.shape)
     model.setup(x)
     model.set_generator(torch.Generator().manual_seed(0))
-    model.train()
-    optimizers = model.configure_optimizers(1e-2, 0.0)
-    for _ in range(3):
-        model.train_step(x, optimizers)
+    for phase in case.phases:
+        optimizers = _enter(model, phase, 1e-2)
+        for _ in range(3):
+            model.train_step(x, optimizers)
     model.eval()
     model.finalize(x)
     return model, x
@@ -132,11 +187,11 @@ def test_state_dict_restores_the_same_scores_in_a_freshly_built_model(case):
 
 
 def test_one_train_step_lowers_the_loss_on_its_batch(case):
+    # in the last phase (an adversarial model's early-stopping loss is its generator's fit)
     model, x = _build(case), _data(case.shape)
     model.setup(x)
     model.set_generator(torch.Generator().manual_seed(0))
-    model.train()
-    optimizers = model.configure_optimizers(1e-3, 0.0)
+    optimizers = _enter(model, case.phases[-1], 1e-3)
     # validation_loss is the deterministic loss (no corruption, no sampled latent)
     with torch.no_grad():
         before = float(model.validation_loss(x))

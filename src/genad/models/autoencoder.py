@@ -79,6 +79,23 @@ class AutoEncoderModel(GenerativeModel):
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         return reconstruction_loss(self(x), x)
 
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Not available: an autoencoder's latent codes follow no known distribution.
+
+        Decoding arbitrary codes gives no sample of the data (a Gaussian fitted to the
+        training codes would add fitted state to every bundle for a use detection does
+        not need). Use a VAE or one of the GAN models to generate samples.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
+        raise NotImplementedError(
+            "an autoencoder cannot generate samples: its latent codes follow no known "
+            "distribution to draw from; use a VAE (genad.VAE) or a GAN model (genad.FAnoGAN, "
+            "genad.VAEGAN) to generate samples")
+
     def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
         """After training: each feature's mean squared error on the training rows
         becomes its ``error_scale`` (with ``normalize_errors``)."""

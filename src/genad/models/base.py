@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-__all__ = ["GenerativeModel", "mean_over"]
+__all__ = ["GenerativeModel", "Phase", "mean_over", "stack_batches"]
 
 #: rows per batch of the data-dependent passes after training (``finalize``)
 FINALIZE_BATCH = 16384
@@ -72,6 +74,57 @@ def mean_over(
     return total / max(1, n)
 
 
+def stack_batches(data: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:
+    """All of ``data`` as one tensor: a tensor as it is, an iterable of batches
+    concatenated along the first dimension (for a statistic that needs every row at
+    once, such as PCA). The values are those of the stacked rows, exactly.
+
+    Examples
+    --------
+    >>> stack_batches([torch.zeros(2, 3), torch.ones(1, 3)]).shape
+    torch.Size([3, 3])
+    """
+    if isinstance(data, torch.Tensor):
+        return data
+    parts = list(data)
+    if not parts:
+        raise ValueError("no batch to stack: the data is empty")
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training, with its own optimisers, epochs and early stopping.
+
+    A model lists its phases in order with a ``phases()`` method (default: one phase
+    named ``"train"``); the training loop (:mod:`genad.training`, which exports this class
+    too) runs them. Before a phase starts the loop sets ``model.phase`` to its name,
+    then asks ``model.configure_optimizers`` for that phase's optimisers, so a two-stage
+    model (f-AnoGAN: the GAN, then an encoder with the GAN frozen) switches what it
+    trains on ``model.phase``. The best weights of each phase are restored at its end
+    (unless ``early_stopping`` is False).
+
+    Parameters
+    ----------
+    name : str, default "train"
+    epochs : int, optional
+        The phase's maximum epochs; default: the detector's ``epochs``.
+    patience : int, optional
+        Early-stopping patience; default: the detector's ``patience``.
+    early_stopping : bool, default True
+        Stop on the held-out loss and restore the best weights. False runs every epoch
+        and keeps the last weights, the held-out loss being recorded for information
+        only: for a stage with no held-out criterion of progress, such as a GAN's
+        adversarial game (the critic's estimate of the Wasserstein distance is measured
+        with a critic that changes every epoch).
+    """
+
+    name: str = "train"
+    epochs: int | None = None
+    patience: int | None = None
+    early_stopping: bool = True
+
+
 class GenerativeModel(nn.Module):
     """An objective over networks.
 
@@ -84,6 +137,12 @@ class GenerativeModel(nn.Module):
 
     Inputs are batches ``(n, ...)``: vectors ``(n, d)``, series ``(n, channels, length)``
     or images; per-sample reductions sum over ``flatten(1)``.
+
+    The data-dependent hooks (:meth:`setup`, :meth:`finalize`, :meth:`check_health`)
+    receive the data as a tensor *or* an iterable of batches (the training loop passes
+    batches, re-iterable, never one stacked tensor, so image sets need not fit in
+    memory); :func:`mean_over` accumulates over either, :func:`stack_batches` joins them
+    where every row is needed at once.
     """
 
     #: True when the anomaly map sums (over each sample's elements) to the score, as a
@@ -103,8 +162,9 @@ class GenerativeModel(nn.Module):
             if hasattr(module, "generator"):
                 module.generator = generator
 
-    def setup(self, x_train: torch.Tensor) -> None:  # noqa: B027 - optional hook
-        """Data-dependent initialisation before training (e.g. fitting PCA)."""
+    def setup(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:  # noqa: B027
+        """Data-dependent initialisation before training (e.g. fitting PCA), from the
+        training units: a tensor or a re-iterable of batches."""
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training loss on a batch: a dict with key ``"loss"`` and optional parts."""
@@ -156,9 +216,63 @@ class GenerativeModel(nn.Module):
         opt.step()
         return {k: v.detach() for k, v in parts.items()}
 
-    def finalize(self, x_train: torch.Tensor) -> None:  # noqa: B027 - optional hook
-        """After training (best weights restored): data-dependent post-processing."""
+    def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:  # noqa: B027
+        """After training (best weights restored): data-dependent post-processing, from
+        the training units (a tensor or a re-iterable of batches)."""
 
-    def check_health(self, x_val: torch.Tensor) -> str | None:
-        """Return advice when the fitted model is degenerate (e.g. collapsed), else None."""
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new samples ``(n, *sample_shape)`` drawn from the model, in its input space
+        (the adapter's encoded, scaled units).
+
+        Models with a prior over their latent space (VAE, the GANs) decode prior draws;
+        the base class has none and raises.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, at least 1.
+        generator : torch.Generator, optional
+            Source of the draws (on the model's device); the global RNG when None.
+
+        Raises
+        ------
+        NotImplementedError
+            The model cannot generate samples.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot generate samples: it has no "
+                                  "distribution to draw from")
+
+    def decode_prior_draws(self, n: int, latent_dim: int,
+                           decode: Callable[[torch.Tensor], torch.Tensor],
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        """``decode(z)`` for ``n`` draws ``z ~ N(0, I)`` of ``latent_dim`` values, in
+        evaluation mode and without gradients (the mode is restored after): the
+        :meth:`sample` of models with a standard normal prior.
+
+        Raises
+        ------
+        ValueError
+            ``n`` is not an integer >= 1.
+        """
+        try:
+            count = operator.index(n)
+        except TypeError:
+            count = 0
+        if isinstance(n, bool) or count < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        device = next(iter(self.parameters())).device
+        z = torch.randn((count, int(latent_dim)), generator=generator, device=device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return decode(z)
+        finally:
+            self.train(was_training)
+
+    def check_health(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
+        """Return advice when the fitted model is degenerate (e.g. collapsed), else None.
+
+        Called in evaluation mode, without gradients, on the held-out units (a tensor or
+        a re-iterable of batches)."""
         return None

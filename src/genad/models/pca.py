@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from genad.errors import TrainingDivergedError
-from genad.models.base import GenerativeModel, mean_over
+from genad.models.base import GenerativeModel, mean_over, stack_batches
 from genad.models.losses import reconstruction_loss, squared_error
 
 __all__ = ["PCAConvAutoEncoderModel"]
@@ -64,7 +64,9 @@ class PCAConvAutoEncoderModel(GenerativeModel):
         self.register_buffer("pca_components", torch.zeros(d, d))  # rows; unused rows are 0
         self.register_buffer("part_scale", torch.ones(2))
 
-    def setup(self, x_train: torch.Tensor) -> None:
+    def setup(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        """Fit PCA on every training row (the batches are joined: PCA needs them all)."""
+        x_train = stack_batches(x_train)
         x = x_train.double()
         mean = x.mean(dim=0)
         s, vh = _principal_axes(x - mean)

@@ -11,9 +11,22 @@ from genad.models.base import GenerativeModel, mean_over
 from genad.models.losses import gaussian_kl, gaussian_nll
 from genad.nets.noise import randn_like
 
-__all__ = ["VAEModel"]
+__all__ = ["VAEModel", "guard_logvar"]
 
 _LOGVAR_MIN, _LOGVAR_MAX = -8.0, 8.0
+
+
+def guard_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """A log-variance softly clamped to ``[-8, 8]`` (``tanh``), so it can never overflow.
+
+    Examples
+    --------
+    >>> guard_logvar(torch.tensor([0.0, 1e6])).tolist()
+    [0.0, 8.0]
+    """
+    half = (_LOGVAR_MAX - _LOGVAR_MIN) / 2
+    mid = (_LOGVAR_MAX + _LOGVAR_MIN) / 2
+    return mid + half * torch.tanh((logvar - mid) / half)
 
 
 class VAEModel(GenerativeModel):
@@ -64,11 +77,7 @@ class VAEModel(GenerativeModel):
         self.learn_variance = bool(learn_variance)
         self.register_buffer("nll_baseline", torch.zeros(int(n_features)))
 
-    @staticmethod
-    def _guard(logvar: torch.Tensor) -> torch.Tensor:
-        half = (_LOGVAR_MAX - _LOGVAR_MIN) / 2
-        mid = (_LOGVAR_MAX + _LOGVAR_MIN) / 2
-        return mid + half * torch.tanh((logvar - mid) / half)
+    _guard = staticmethod(guard_logvar)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
@@ -128,11 +137,25 @@ class VAEModel(GenerativeModel):
         return (gaussian_nll(x, mean, out_logvar).flatten(1).sum(1)
                 + gaussian_kl(mu, logvar)).mean()
 
-    def mean_kl(self, x: torch.Tensor) -> float:
-        mu, logvar = self.encode(x)
-        return float(gaussian_kl(mu, logvar).mean())
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples: prior draws ``z ~ N(0, I)`` decoded to the decoder's *means*
+        (no output noise is added), in evaluation mode.
 
-    def check_health(self, x_val: torch.Tensor) -> str | None:
+        Examples
+        --------
+        >>> from genad.nets.mlp import mlp
+        >>> vae = VAEModel(mlp([3, 4]), mlp([2, 6]), latent_dim=2, n_features=3)
+        >>> vae.sample(5, torch.Generator().manual_seed(0)).shape
+        torch.Size([5, 3])
+        """
+        return self.decode_prior_draws(n, self.latent_dim, lambda z: self.decode(z)[0],
+                                       generator)
+
+    def mean_kl(self, x: torch.Tensor | Iterable[torch.Tensor]) -> float:
+        """Mean KL of the posteriors of ``x`` (a tensor or batches) from the prior, nats."""
+        return float(mean_over(lambda xb: gaussian_kl(*self.encode(xb)).sum(), x))
+
+    def check_health(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
         kl = self.mean_kl(x_val)
         if kl < 1e-2:
             return (
