@@ -138,6 +138,11 @@ class Contender:
         """Fitted facts worth recording (e.g. PCA's component count)."""
         return {}
 
+    def alternative_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Other image scores the same fitted model gives (genad's image-score choices),
+        recorded beside the default one; none for the peers."""
+        return {}
+
 
 # --------------------------------------------------------------------------- peers
 
@@ -224,7 +229,8 @@ class MeanIntensityContender(Contender):
 
 
 class GenadContender(Contender):
-    """A genad preset on images: ``cls(adapter=ImageAdapter(size=S), backbone="conv2d", ...)``."""
+    """A genad preset on images: ``cls(adapter=ImageAdapter(size=S), ...)`` (the conv2d
+    backbone with the preset's ``conv_width``)."""
 
     family = "genad"
     has_map = True
@@ -243,7 +249,7 @@ class GenadContender(Contender):
             raise ImportError(f"genad.data has no ImageAdapter in this checkout ({exc})"
                               ) from None
         self.kwargs: dict[str, Any] = dict(
-            adapter=ImageAdapter(size=size), backbone="conv2d", epochs=ctx.epochs,
+            adapter=ImageAdapter(size=size), epochs=ctx.epochs,
             random_state=seed, verbose=0, device=ctx.device, **(extra or {}))
         self.det = cls(**self.kwargs)
 
@@ -263,6 +269,19 @@ class GenadContender(Contender):
 
     def anomaly_map(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.det.anomaly_map(X), dtype=np.float64)
+
+    def alternative_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The image score under each ``ImageAdapter(score=...)`` choice, from the same
+        fitted model (the adapter's choice only changes how maps become a score)."""
+        adapter = self.det.adapter_
+        default, out = adapter.score, {}
+        try:
+            for choice in ("model", "max", "top_k"):
+                adapter.score = choice
+                out[choice] = _as_scores(self.det.anomaly_score(X), len(X), choice)
+        finally:
+            adapter.score = default
+        return out
 
     def params(self) -> dict[str, Any]:
         try:
@@ -303,12 +322,12 @@ def _genad(class_name: str, extra: dict[str, Any] | None = None
     return build
 
 
-_GENAD_ARGS = ("adapter=ImageAdapter(size=S), backbone='conv2d', epochs=E, "
-               "random_state=seed, verbose=0")
+_GENAD_ARGS = "adapter=ImageAdapter(size=S), epochs=E, random_state=seed, verbose=0"
 
 MODEL_SPECS: tuple[ModelSpec, ...] = (
-    ModelSpec("conv-ae", "genad", f"genad.AutoEncoder({_GENAD_ARGS})", _genad("AutoEncoder")),
-    ModelSpec("conv-vae", "genad", f"genad.VAE({_GENAD_ARGS})", _genad("VAE")),
+    ModelSpec("conv-ae", "genad", f"genad.ConvAutoEncoder({_GENAD_ARGS})",
+              _genad("ConvAutoEncoder")),
+    ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),

@@ -205,6 +205,23 @@ def _kind_table(res: Results, dataset: str) -> list[str]:
             + _table(["model"] + [f"normal vs {k}" for k in kinds], rows))
 
 
+def _score_choice_table(res: Results, dataset: str) -> list[str]:
+    """Image AUROC of each genad model under each image-score choice (one fit each)."""
+    choices = ("model", "max", "top_k")
+    rows = []
+    for m in res.models:
+        ents = [r for r in res.entries(dataset, m) if _ok(r) and r.get("image_auroc_by_score")]
+        if ents:
+            rows.append([f"`{m}`"] + [_fmt_pm([r["image_auroc_by_score"][c] for r in ents
+                                               if r["image_auroc_by_score"].get(c) is not None])
+                                      for c in choices])
+    if not rows:
+        return []
+    return (["", "Image AUROC of the same fitted genad models under each image-score choice "
+             "(`ImageAdapter(score=...)`; the summary uses the default, `model`):", ""]
+            + _table(["model"] + [f"score={c!r}" for c in choices], rows))
+
+
 def _ref_table(dataset: str) -> list[str]:
     refs = references_for(dataset)
     if not refs:
@@ -263,6 +280,7 @@ def _set_sections(res: Results) -> list[str]:
         lines += _set_table(res, d)
         lines += _pixel_notes(res, d)
         lines += _kind_table(res, d)
+        lines += _score_choice_table(res, d)
         lines += _matching(meta)
         lines += _ref_table(d)
         lines.append("")

@@ -160,6 +160,10 @@ def run_one(spec: md.ModelSpec, data: ds.ImageSet, seed: int, ctx: md.BuildConte
             stage = "metrics"
             entry["image_auroc"] = auroc(data.y_test, scores)
             entry["image_auprc"] = auprc(data.y_test, scores)
+            alternatives = det.alternative_scores(data.test)
+            if alternatives:
+                entry["image_auroc_by_score"] = {k: auroc(data.y_test, v)
+                                                 for k, v in alternatives.items()}
             by_kind = _by_kind(data.y_test, scores, data.test_kind)
             if by_kind:
                 entry["image_auroc_by_kind"] = by_kind

@@ -392,7 +392,7 @@ class GANomaly(_TablesOrImages, Detector):
         Weight of the L1 reconstruction loss (``w_con``).
     latent_weight : float, default 1.0
         Weight of the latent L2 loss (``w_lat``).
-    conv_width : int, default 32
+    conv_width : int, default 16
         Channels of the first convolution on images (doubling at each halving, up to 8x).
     learning_rate : float, default 2e-4
         Both players' (Adam, betas (0.5, 0.999), as in DCGAN).
@@ -422,7 +422,7 @@ class GANomaly(_TablesOrImages, Detector):
     }
 
     def __init__(self, *, adversarial_weight: float = 1.0, contextual_weight: float = 50.0,
-                 latent_weight: float = 1.0, conv_width: int = 32,
+                 latent_weight: float = 1.0, conv_width: int = 16,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
@@ -472,7 +472,7 @@ class FAnoGAN(_TablesOrImages, Detector):
         Critic steps per generator step.
     gp_weight : float, default 10.0
         Weight of the gradient penalty (WGAN-GP).
-    conv_width : int, default 32
+    conv_width : int, default 16
         Channels of the first convolution on images (doubling at each halving, up to 8x).
     learning_rate : float, default 2e-4
         Every optimiser's (Adam, betas (0.5, 0.999)).
@@ -502,7 +502,7 @@ class FAnoGAN(_TablesOrImages, Detector):
     }
 
     def __init__(self, *, kappa: float = 1.0, n_critic: int = 5, gp_weight: float = 10.0,
-                 conv_width: int = 32,
+                 conv_width: int = 16,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
@@ -548,7 +548,7 @@ class VAEGAN(_TablesOrImages, Detector):
         Weight of the discriminator-feature error, in training and in the score.
     adversarial_weight : float, default 1.0
         Weight of the adversarial loss of the encoder and decoder.
-    conv_width : int, default 32
+    conv_width : int, default 16
         Channels of the first convolution on images (doubling at each halving, up to 8x).
     learning_rate : float, default 2e-4
         Both players' (Adam, betas (0.5, 0.999)).
@@ -578,7 +578,7 @@ class VAEGAN(_TablesOrImages, Detector):
     }
 
     def __init__(self, *, beta: float = 1.0, feature_weight: float = 1.0,
-                 adversarial_weight: float = 1.0, conv_width: int = 32,
+                 adversarial_weight: float = 1.0, conv_width: int = 16,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
