@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from genad._params import Constraint, Integer, OneOf, Real, plain
+from genad._params import Constraint, Integer, OneOf, Real, plain, validate_params
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter, renumber
 from genad.data.image_io import (
     ImageList,
@@ -333,8 +333,7 @@ class ImageAdapter(Adapter):
 
     def fit(self, X: Any) -> ImageAdapter:
         """Learn the model size, channels and normalisation from training images."""
-        validate = type(self).check_params
-        validate(self.get_params(), "ImageAdapter")
+        validate_params(self.get_params(), self.parameter_constraints)
         images = read_source(X)
         if len(images) == 0:
             raise InvalidInputError("the training image set is empty (0 images)")
