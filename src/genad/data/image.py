@@ -34,6 +34,7 @@ fit in ``cache_mb`` (so training epochs do not decode again); arrays are prepare
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,13 +45,12 @@ from genad._params import Constraint, Integer, OneOf, Real, plain, validate_para
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter, renumber
 from genad.data.image_io import (
     ImageList,
-    decode,
     decode_mask,
     decode_sized,
     is_image_source,
     read_source,
 )
-from genad.errors import InvalidInputError
+from genad.errors import GenadWarning, InvalidInputError
 
 if TYPE_CHECKING:
     import torch
@@ -332,30 +332,48 @@ class ImageAdapter(Adapter):
         return None if self.size is None else _pair(self.size)
 
     def fit(self, X: Any) -> ImageAdapter:
-        """Learn the model size, channels and normalisation from training images."""
+        """Learn the model size, channels and normalisation from training images.
+
+        Up to 256 images, evenly spread over ``X``, are decoded for the statistics; each
+        is kept at most at model size (or at most 128 px a side while the default size
+        is not yet known), so memory does not grow with the images' size.
+
+        Warns (:class:`~genad.errors.GenadWarning`) when ``X`` labels some images as
+        anomalies (class folders, a manifest's ``label``): ``fit`` trains on every
+        image it is given; the detector's ``fit(X, y)`` leaves out those with ``y == 1``.
+        """
         validate_params(self.get_params(), self.parameter_constraints)
         images = read_source(X)
         if len(images) == 0:
             raise InvalidInputError("the training image set is empty (0 images)")
+        if images.labels is not None and images.labels.any():
+            first = images.names[int(np.argmax(images.labels))]
+            warnings.warn(
+                f"{int(images.labels.sum())} of the {len(images)} training images are "
+                f"labelled anomalies (e.g. {first}) and are learnt as normal; pass the labels "
+                "(fit(X, y)) or only the normal images", GenadWarning, stacklevel=2)
         picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), _STAT_IMAGES))
                           .astype(np.int64))
         target = self._target()
-        decoded = [self._decode(images, int(i), target) for i in picks]
-        if self.channels is not None:
-            self.channels_ = int(self.channels)
-        else:
-            gray = all(a.shape[0] == 1 or bool(np.all(np.abs(a - a[:1]) <= 1.0 / 255))
-                       for a, _ in decoded)
-            self.channels_ = 1 if gray else 3
+        if target is not None:
+            self.size_ = target
+        gray, kept, sizes = True, [], []
+        for i in picks:
+            a, size = self._decode(images, int(i), target or (_DEFAULT_SIDE, _DEFAULT_SIDE))
+            gray = gray and (a.shape[0] == 1 or bool(np.all(np.abs(a - a[:1]) <= 1.0 / 255)))
+            kept.append(self._resized(a, size) if target is not None
+                        else _shrunk(a, _DEFAULT_SIDE))
+            sizes.append(size)
+        self.channels_ = int(self.channels) if self.channels is not None else (1 if gray else 3)
         if target is None:
-            target = self._default_size([size for _, size in decoded])
-        self.size_ = target
+            self.size_ = self._default_size(sizes)
         self._set_tiles()
         self.mean_ = np.zeros(self.channels_, dtype=np.float64)
         self.std_ = np.ones(self.channels_, dtype=np.float64)
-        prepared = np.stack([self._prepare_array(a) for a, _ in decoded])
-        self.mean_ = prepared.mean(axis=(0, 2, 3)).astype(np.float64)
-        std = prepared.std(axis=(0, 2, 3)).astype(np.float64)
+        prepared = np.stack([self._prepare_array(a, size)
+                             for a, size in zip(kept, sizes, strict=True)])
+        self.mean_ = prepared.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = prepared.std(axis=(0, 2, 3), dtype=np.float64)
         self.std_ = np.where(std > 1e-6, std, 1.0)
         self.map_mean_ = None
         self.map_std_ = None
@@ -433,16 +451,26 @@ class ImageAdapter(Adapter):
         h, w = max(1, min(th, round(height * scale))), max(1, min(tw, round(width * scale)))
         return (th - h) // 2, (tw - w) // 2, h, w
 
-    def _prepare_array(self, a: np.ndarray) -> np.ndarray:
-        """A decoded ``(C, H, W)`` image at model size and channels, normalised."""
+    def _resized(self, a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A decoded ``(C, H, W)`` image whose original size is ``size`` (the decoder may
+        have reduced it) resized to its content box in the model frame."""
         import torch
 
-        a = self._channels(a)
-        top, left, h, w = self._content_box(a.shape[1], a.shape[2])
+        _, _, h, w = self._content_box(*size)
+        if (h, w) == tuple(a.shape[1:]):
+            return a
         x = torch.from_numpy(np.ascontiguousarray(a))[None]
-        if (h, w) != tuple(a.shape[1:]):
-            x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear",
-                                                antialias=True, align_corners=False)
+        return torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                               align_corners=False)[0].numpy()
+
+    def _prepare_array(self, a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A decoded ``(C, H, W)`` image of original size ``size`` at model size and
+        channels, normalised: resized to its content box (computed from the original
+        size, so that :meth:`to_map` cuts the same box), channels converted, padded."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(self._channels(self._resized(a, size))))[None]
+        top, left, h, w = self._content_box(*size)
         th, tw = self.size_
         if (h, w) != (th, tw):
             x = torch.nn.functional.pad(x, (left, tw - w - left, top, th - h - top))
@@ -454,7 +482,7 @@ class ImageAdapter(Adapter):
         import torch
 
         a, size = self._decode(images, i, self.size_)
-        return torch.from_numpy(self._prepare_array(a)), size
+        return torch.from_numpy(self._prepare_array(a, size)), size
 
     def _tile(self, x: torch.Tensor, t: int) -> torch.Tensor:
         if self.tile is None:
@@ -628,8 +656,10 @@ class ImageAdapter(Adapter):
             return None
         out = []
         for i, path in enumerate(images.masks):
-            a = decode(images.items[i], images.names[i], channels_last=images.channels_last)
-            mask = decode_mask(path, images.names[i], (a.shape[1], a.shape[2]))
+            # the image's original size; target (1, 1) lets the decoder reduce it at once
+            _, size = decode_sized(images.items[i], images.names[i],
+                                   channels_last=images.channels_last, target=(1, 1))
+            mask = decode_mask(path, images.names[i], size)
             if images.boxes is not None and images.boxes[i, 2] > 0 and images.boxes[i, 3] > 0:
                 x, y, w, h = (int(v) for v in images.boxes[i])
                 mask = mask[y : y + h, x : x + w]
@@ -723,6 +753,19 @@ class ImageAdapter(Adapter):
             adapter.map_std_ = arrays["map_std"].astype(np.float64)
             adapter.map_hot_ = float(adapter.map_hot_)
         return adapter
+
+
+def _shrunk(a: np.ndarray, side: int) -> np.ndarray:
+    """``a`` ``(C, H, W)`` scaled down so that neither side exceeds ``side`` (each axis on
+    its own; smaller images as they are)."""
+    import torch
+
+    h, w = min(a.shape[1], side), min(a.shape[2], side)
+    if (h, w) == tuple(a.shape[1:]):
+        return a
+    x = torch.from_numpy(np.ascontiguousarray(a))[None]
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                           align_corners=False)[0].numpy()
 
 
 def _in_memory(lazy: ImageSampleSet) -> TensorSampleSet:
