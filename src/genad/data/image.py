@@ -159,8 +159,10 @@ class ImageSampleSet(SampleSet):
         self.cache = cache
         self._prepared: dict[int, torch.Tensor] = {}
         self.sizes: dict[int, tuple[int, int]] = {}
+        #: augmentations applied by ``[i]`` (set on the training part by ``holdout``)
         self.augment: tuple[str, ...] = ()
         self._rng = np.random.default_rng(0)
+        self._worker_seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.units)
@@ -176,13 +178,33 @@ class ImageSampleSet(SampleSet):
             self._prepared[image] = x
         return x
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def _unit(self, i: int) -> torch.Tensor:
         unit = int(self.units[i])
         n_tiles = self.adapter.n_tiles_
-        x = self.adapter._tile(self.prepared(unit // n_tiles), unit % n_tiles)
+        return self.adapter._tile(self.prepared(unit // n_tiles), unit % n_tiles)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        """Unit ``i``, augmented when :attr:`augment` names augmentations (the training
+        part of :meth:`ImageAdapter.holdout`)."""
+        x = self._unit(i)
         if self.augment:
+            from torch.utils.data import get_worker_info
+
+            worker = get_worker_info()  # a DataLoader worker: its own stream each epoch
+            if worker is not None and self._worker_seed != worker.seed:
+                self._worker_seed = worker.seed
+                self._rng = np.random.default_rng(worker.seed)
             x = _augmented(x, self.augment, self._rng)
         return x
+
+    def stacked(self) -> torch.Tensor:
+        """Every unit, never augmented: scoring and the model's set-up read the images as
+        they are; only the training loop's batches (items read one at a time) are."""
+        import torch
+
+        if len(self) == 0:
+            return torch.empty((0, *self.sample_shape))
+        return torch.stack([self._unit(i) for i in range(len(self))])
 
     def subset(self, units: np.ndarray) -> ImageSampleSet:
         part = ImageSampleSet(self.adapter, self.images, self.cache,
