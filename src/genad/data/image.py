@@ -515,12 +515,13 @@ class ImageAdapter(Adapter):
 
     # ---------------------------------------------------------- sample sets
     def samples(self, X: Any) -> SampleSet:
-        """The images of ``X`` as units: in memory for arrays, lazily for files."""
+        """The images of ``X`` as units: prepared at once into memory for arrays (unless
+        ``augment`` asks for fresh copies), read lazily for files."""
         images = read_source(X)
         per_image = 4 * math.prod(self.sample_shape_) * self.n_tiles_
         cache = self.cache_mb > 0 and per_image * len(images) <= self.cache_mb * 2**20
         lazy = ImageSampleSet(self, images, cache)
-        if isinstance(X, np.ndarray) and not self.augment:
+        if not self.augment and all(isinstance(item, np.ndarray) for item in images.items):
             return _in_memory(lazy)
         return lazy
 
