@@ -591,7 +591,9 @@ class ImageAdapter(Adapter):
         return out / np.maximum(count, 1)
 
     def fit_maps(self, parts: Iterator[tuple[np.ndarray, SampleSet]]) -> None:
-        """Learn the per-pixel mean and standard deviation of the training maps.
+        """Learn the per-pixel mean and standard deviation of the training maps, and
+        ``map_hot_``: the 99.9th percentile of the standardised maps of (up to 256 of)
+        the training images.
 
         Parameters
         ----------
@@ -601,13 +603,14 @@ class ImageAdapter(Adapter):
         total = total_sq = None
         n = 0
         self.map_mean_ = self.map_std_ = self.map_hot_ = None
-        kept = []
+        kept = []  # the first _STAT_IMAGES maps, for the quantile (memory stays bounded)
         for unit_maps, samples in parts:
             m = self._image_maps(unit_maps, samples, normalise=False)
             total = m.sum(axis=0) if total is None else total + m.sum(axis=0)
             total_sq = (m**2).sum(axis=0) if total_sq is None else total_sq + (m**2).sum(axis=0)
+            if n < _STAT_IMAGES:
+                kept.append(m[: _STAT_IMAGES - n])
             n += len(m)
-            kept.append(m)
         if n == 0:
             return
         mean = total / n
