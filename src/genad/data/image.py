@@ -741,7 +741,8 @@ class ImageAdapter(Adapter):
         if any(v <= 0 for v in doc["std"]):
             raise DocumentError(f"{where}.std must be positive")
         hot = doc.get("map_hot")
-        if hot is not None and not (isinstance(hot, (int, float)) and math.isfinite(hot)):
+        if hot is not None and not (isinstance(hot, (int, float)) and not isinstance(hot, bool)
+                                    and math.isfinite(hot)):
             raise DocumentError(f"{where}.map_hot must be a finite number or null")
         specs = {}
         if hot is not None:
