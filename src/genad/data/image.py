@@ -517,7 +517,7 @@ class ImageAdapter(Adapter):
     def samples(self, X: Any) -> SampleSet:
         """The images of ``X`` as units: prepared at once into memory for arrays (unless
         ``augment`` asks for fresh copies), read lazily for files."""
-        images = read_source(X)
+        images = _nonempty(read_source(X))
         per_image = 4 * math.prod(self.sample_shape_) * self.n_tiles_
         cache = self.cache_mb > 0 and per_image * len(images) <= self.cache_mb * 2**20
         lazy = ImageSampleSet(self, images, cache)
@@ -526,9 +526,9 @@ class ImageAdapter(Adapter):
         return lazy
 
     def chunks(self, X: Any, size: int) -> Iterator[SampleSet]:
-        images = read_source(X)
+        images = _nonempty(read_source(X))
         step = max(1, size // self.n_tiles_)
-        for start in range(0, max(1, len(images)), step):
+        for start in range(0, len(images), step):
             part = images.take(np.arange(start, min(len(images), start + step)))
             yield _in_memory(ImageSampleSet(self, part, cache=False))
 
@@ -780,6 +780,13 @@ class ImageAdapter(Adapter):
             adapter.map_std_ = arrays["map_std"].astype(np.float64)
             adapter.map_hot_ = float(adapter.map_hot_)
         return adapter
+
+
+def _nonempty(images: ImageList) -> ImageList:
+    if len(images) == 0:
+        raise InvalidInputError(f"{images.source or 'images'}: the image set is empty "
+                                "(0 images)")
+    return images
 
 
 def _shrunk(a: np.ndarray, side: int) -> np.ndarray:
