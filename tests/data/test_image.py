@@ -155,6 +155,12 @@ def test_bad_parameters_raise_invalid_input_naming_them(params, match):
     assert not isinstance(info.value, DocumentError)
 
 
+def test_numpy_numbers_are_valid_parameters():
+    adapter = ImageAdapter(size=(np.int64(8), 8), window=(np.float32(40), np.int64(400)),
+                           top_k=np.float64(0.5)).fit(_normals(2))
+    assert adapter.size_ == (8, 8)
+
+
 # ----------------------------------------------------------- mixed folders
 def test_a_folder_of_mixed_sizes_and_modes_is_resized_and_maps_come_back_at_each_size(
         tmp_path):

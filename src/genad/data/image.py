@@ -95,8 +95,9 @@ class _Window(Constraint):
         if value is None:
             return
         ok = (isinstance(value, (list, tuple)) and len(value) == 2
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                      and math.isfinite(v) for v in value) and value[1] > 0)
+              and all(isinstance(v, (int, float, np.integer, np.floating))
+                      and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+                      for v in value) and value[1] > 0)
         if not ok:
             raise InvalidInputError(f"{name} must be None or (center, width) with width > 0, "
                                     f"got {plain(value)}")
