@@ -184,7 +184,7 @@ def test_a_folder_of_mixed_sizes_and_modes_is_resized_and_maps_come_back_at_each
 # ------------------------------------------------------------------ letterbox
 def test_letterbox_keeps_the_aspect_and_cuts_the_padding_from_maps():
     images = np.full((3, 20, 40), 200, np.uint8)
-    adapter = ImageAdapter(size=16, resize="letterbox", smoothing=0).fit(images)
+    adapter = ImageAdapter(size=16, resize="letterbox").fit(images)
     assert adapter._content_box(20, 40) == (4, 0, 8, 16)
     samples = adapter.samples(images)
     x = _raw(adapter, samples)[0, 0]
@@ -192,10 +192,28 @@ def test_letterbox_keeps_the_aspect_and_cuts_the_padding_from_maps():
     np.testing.assert_allclose(x[:4], 0, atol=1e-5)
     np.testing.assert_allclose(x[12:], 0, atol=1e-5)
     unit_maps = np.full((3, 1, 16, 16), 1e6)
-    unit_maps[:, :, 4:12] = 0.5  # the content; the padding's errors must not show
+    unit_maps[:, :, 4:12] = 0.5  # the content; the padding's errors must not show, even
+    # through the smoothing
     maps = adapter.to_map(unit_maps, samples)
     assert maps.shape == (3, 20, 40)
     np.testing.assert_allclose(maps, 0.5)
+
+
+def test_letterbox_map_statistics_and_image_scores_ignore_the_padding():
+    wide = [np.full((8, 16), 100, np.uint8)] * 4  # content rows 4-11 of 16
+    square = [np.full((16, 16), 100, np.uint8)] * 4
+    adapter = ImageAdapter(size=16, resize="letterbox", score="max", smoothing=0).fit(
+        wide + square)
+    samples = adapter.samples(wide + square)
+    unit_maps = np.full((8, 1, 16, 16), 1e3)  # the padding: large errors
+    rng = np.random.default_rng(0)
+    unit_maps[:4, :, 4:12] = rng.normal(1.0, 0.1, size=(4, 1, 8, 16))
+    unit_maps[4:] = rng.normal(1.0, 0.1, size=(4, 1, 16, 16))
+    adapter.fit_maps(iter([(unit_maps, samples)]))
+    assert np.all(np.abs(adapter.map_mean_ - 1.0) < 0.2)  # rows 0-3: square images only
+    assert adapter.map_std_.max() < 0.3
+    scores = adapter.reduce(np.zeros(8), samples, unit_maps)
+    assert scores.max() < 10  # the padding's 1e3 is not the wide images' maximum
 
 
 def test_letterbox_of_an_image_reduced_while_decoding_fills_the_box_the_maps_cut(tmp_path):

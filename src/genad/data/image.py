@@ -18,14 +18,16 @@ the model's per-pixel errors back into anomaly maps at each image's original siz
    of the model, its maps are stitched back by averaging the overlaps.
 
 Maps: each unit's map is averaged over channels, stitched, smoothed (Gaussian,
-``smoothing`` px at model resolution) and standardised per pixel with the mean and
-standard deviation of the training images' maps (so a normal image stays cold, and a
-pixel that is always hard to reconstruct, such as an edge, is not hot by itself); then
-the letterbox padding is cut off and the map is resized to the image's original size
-(of its crop box, when the manifest gives one). The image score is chosen by
-``score``: ``"model"`` (the model's own score; the maximum over an image's tiles),
-``"max"`` (the map's maximum) or ``"top_k"`` (the mean of its hottest ``top_k`` share
-of pixels).
+``smoothing`` px at model resolution; letterbox padding first takes the values of the
+image's edge, so its errors do not spread into the image) and standardised per pixel
+with the mean and standard deviation of the training images' maps (so a normal image
+stays cold, and a pixel that is always hard to reconstruct, such as an edge, is not hot
+by itself; letterbox padding does not count in these statistics); then the letterbox
+padding is cut off and the map is resized to the image's original size (of its crop
+box, when the manifest gives one). The image score is chosen by ``score``:
+``"model"`` (the model's own score; the maximum over an image's tiles), ``"max"`` (the
+map's maximum) or ``"top_k"`` (the mean of its hottest ``top_k`` share of pixels), both
+over the image's own pixels (never the padding).
 
 Images are decoded lazily, a batch at a time, with a cache of prepared images when they
 fit in ``cache_mb`` (so training epochs do not decode again); arrays are prepared at once.
@@ -566,15 +568,38 @@ class ImageAdapter(Adapter):
     def _image_maps(self, unit_maps: np.ndarray, samples: SampleSet,
                     normalise: bool = True) -> np.ndarray:
         """Maps at model resolution ``(n_samples, H, W)``: channel mean, tiles stitched,
-        smoothed, and standardised per pixel once :meth:`fit_maps` has run."""
+        letterbox padding replaced by the content's edge values (so that smoothing does
+        not spread the padding's errors into the image), smoothed, and standardised per
+        pixel once :meth:`fit_maps` has run."""
         m = unit_maps.reshape(len(unit_maps), *self.sample_shape_).mean(axis=1)
         if self.tile is not None:
             m = self._stitch(m, samples)
+        if self.resize == "letterbox":
+            th, tw = self.size_
+            for s, (top, left, h, w) in enumerate(self._content_boxes(samples)):
+                if (h, w) != (th, tw):
+                    m[s] = np.pad(m[s, top : top + h, left : left + w],
+                                  ((top, th - h - top), (left, tw - w - left)), mode="edge")
         if self.smoothing > 0:
             m = _gaussian(m, float(self.smoothing))
         if normalise and self.map_mean_ is not None:
             m = (m - self.map_mean_) / self.map_std_
         return m
+
+    def _content_boxes(self, samples: SampleSet) -> list[tuple[int, int, int, int]]:
+        """Each user sample's content box in the model frame (see :meth:`_content_box`)."""
+        return [self._content_box(*_original_size(samples, s)) for s in range(samples.n_samples)]
+
+    def _content_masks(self, samples: SampleSet) -> np.ndarray:
+        """``(n_samples, H, W)`` bool: the pixels of the model frame that show the image
+        (all of them unless letterboxed)."""
+        out = np.zeros((samples.n_samples, *self.size_), dtype=bool)
+        if self.resize != "letterbox":
+            out[:] = True
+            return out
+        for s, (top, left, h, w) in enumerate(self._content_boxes(samples)):
+            out[s, top : top + h, left : left + w] = True
+        return out
 
     def _stitch(self, tiles: np.ndarray, samples: SampleSet) -> np.ndarray:
         h, w = self.size_
@@ -601,24 +626,27 @@ class ImageAdapter(Adapter):
         parts : iterable of (unit maps, sample set)
             The model's maps of the training images, a chunk at a time.
         """
-        total = total_sq = None
+        total = total_sq = count = None
         n = 0
         self.map_mean_ = self.map_std_ = self.map_hot_ = None
         kept = []  # the first _STAT_IMAGES maps, for the quantile (memory stays bounded)
         for unit_maps, samples in parts:
             m = self._image_maps(unit_maps, samples, normalise=False)
-            total = m.sum(axis=0) if total is None else total + m.sum(axis=0)
-            total_sq = (m**2).sum(axis=0) if total_sq is None else total_sq + (m**2).sum(axis=0)
+            inside = self._content_masks(samples)  # letterbox padding is not learnt
+            part = ((m * inside).sum(axis=0), (m**2 * inside).sum(axis=0), inside.sum(axis=0))
+            total, total_sq, count = part if total is None else (
+                total + part[0], total_sq + part[1], count + part[2])
             if n < _STAT_IMAGES:
-                kept.append(m[: _STAT_IMAGES - n])
+                kept.append((m[: _STAT_IMAGES - n], inside[: _STAT_IMAGES - n]))
             n += len(m)
         if n == 0:
             return
-        mean = total / n
-        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-        floor = max(_STD_FLOOR * float(np.median(std)), 1e-12)
-        self.map_mean_, self.map_std_ = mean, np.maximum(std, floor)
-        z = (np.concatenate(kept) - mean) / self.map_std_
+        seen = count > 0
+        mean = np.where(seen, total / np.maximum(count, 1), 0.0)
+        std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0.0))
+        floor = max(_STD_FLOOR * float(np.median(std[seen])), 1e-12)
+        self.map_mean_, self.map_std_ = mean, np.where(seen, np.maximum(std, floor), floor)
+        z = np.concatenate([((m - mean) / self.map_std_)[inside] for m, inside in kept])
         self.map_hot_ = float(np.quantile(z, 0.999))
 
     def reduce(self, unit_scores: np.ndarray, samples: SampleSet,
@@ -630,11 +658,20 @@ class ImageAdapter(Adapter):
             out = np.full(samples.n_samples, -np.inf)
             np.maximum.at(out, samples.owner, unit_scores)
             return out
-        m = self._image_maps(unit_maps, samples).reshape(samples.n_samples, -1)
+        maps = self._image_maps(unit_maps, samples)
+        if self.resize == "letterbox":  # the content box only
+            pixels = [m[top : top + h, left : left + w].ravel()
+                      for m, (top, left, h, w) in zip(maps, self._content_boxes(samples),
+                                                      strict=True)]
+        else:
+            pixels = list(maps.reshape(samples.n_samples, -1))
         if self.score == "max":
-            return m.max(axis=1)
-        k = max(1, int(math.ceil(float(self.top_k) * m.shape[1])))
-        return np.partition(m, m.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+            return np.array([p.max() for p in pixels])
+        out = np.empty(len(pixels))
+        for s, p in enumerate(pixels):
+            k = max(1, int(math.ceil(float(self.top_k) * p.size)))
+            out[s] = np.partition(p, p.size - k)[-k:].mean()
+        return out
 
     def to_map(self, unit_maps: np.ndarray, samples: SampleSet) -> np.ndarray | list[np.ndarray]:
         """Each image's map at its original size: an array ``(n, H, W)`` when the images
