@@ -347,6 +347,18 @@ def test_augmentation_applies_to_the_training_part_only():
             assert not torch.allclose(_stack(part), originals)
 
 
+def test_an_augmented_detector_scores_its_training_images_as_they_are():
+    images = _normals(12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = _conv_ae(epochs=1, adapter=ImageAdapter(augment=["hflip", "rotate", "jitter"])
+                       ).fit(images)
+    scores = det.anomaly_score(images)
+    assert len(det.train_scores_) + len(det.calibration_scores_) == 12
+    assert np.isin(det.train_scores_, scores).all()
+    assert np.isin(det.calibration_scores_, scores).all()
+
+
 def test_without_augmentation_reads_are_repeatable():
     images = _normals(4)
     adapter = ImageAdapter().fit(images)
