@@ -180,9 +180,12 @@ def read_source(X: Any, *, what: str = "images") -> ImageList:
     Parameters
     ----------
     X : ndarray, path, or list
-        An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; a folder (read
-        recursively, sorted); a manifest CSV (a ``path`` column, relative to the CSV's
-        folder, and optional ``label``, ``mask_path``, ``group``, ``split`` and
+        An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (channels last
+        when the last axis has 1 to 4 entries, else first); a folder (read recursively,
+        sorted; files without an image suffix are skipped with a warning; with class
+        folders such as ``good/`` and ``crack/``, images under a normal folder are
+        labelled 0 and all others 1); a manifest CSV (a ``path`` column, relative to the
+        CSV's folder, and optional ``label``, ``mask_path``, ``group``, ``split`` and
         ``crop_x/crop_y/crop_w/crop_h`` columns); one image file; or a list of image
         paths or of 2-D/3-D arrays.
     what : str
@@ -195,8 +198,9 @@ def read_source(X: Any, *, what: str = "images") -> ImageList:
     Raises
     ------
     InvalidInputError
-        An empty folder, a missing file, a manifest without a path column or with a bad
-        label, an array of the wrong rank or dtype.
+        An empty folder, a missing file, a manifest without a path column, with a bad
+        label or crop value or a missing image (naming its line), an array of the wrong
+        rank or dtype (a 2-D array is taken for a table).
     """
     if isinstance(X, ImageList):
         return X
