@@ -179,6 +179,12 @@ def test_a_folder_of_mixed_sizes_and_modes_is_resized_and_maps_come_back_at_each
     assert isinstance(maps, list)
     assert [m.shape for m in maps] == [(16, 16), (20, 24), (12, 12), (16, 16), (9, 30)]
     assert list(adapter.index(samples)) == ["a.png", "b.png", "c.png", "d.png", "e.jpg"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = _conv_ae(epochs=1, adapter=ImageAdapter(size=8)).fit(tmp_path)
+    maps = det.anomaly_map(tmp_path)
+    assert [m.shape for m in maps] == [(16, 16), (20, 24), (12, 12), (16, 16), (9, 30)]
+    assert det.anomaly_score(tmp_path).shape == (5,)
 
 
 # ------------------------------------------------------------------ letterbox
