@@ -12,8 +12,14 @@ from tests.conftest import normal_table
 
 _load_adapters()
 
+
+def _images():
+    """60 distinct 8 x 10 gray images (more than one score chunk of 50 in the tests)."""
+    return np.random.default_rng(3).integers(0, 256, size=(60, 8, 10), dtype=np.uint8)
+
+
 #: kind -> a small example input of that kind (add one per new adapter)
-EXAMPLES = {"tabular": lambda: normal_table(120, seed=3)}
+EXAMPLES = {"tabular": lambda: normal_table(120, seed=3), "image": _images}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
@@ -79,10 +85,10 @@ def test_holdout_splits_user_samples_into_disjoint_parts(kind):
     assert torch.equal(torch.stack([held[i] for i in range(len(held))]),
                        torch.stack([again[1][i] for i in range(len(again[1]))]))
     if isinstance(samples, TensorSampleSet):  # disjoint rows of the same tensor
-        rows = {tuple(r.tolist()) for r in samples.tensor}
+        rows = {tuple(r.reshape(-1).tolist()) for r in samples.tensor}
         assert len(rows) == len(samples)  # the example has no duplicate rows
-        kept = {tuple(r.tolist()) for r in train.tensor}
-        out = {tuple(r.tolist()) for r in held.tensor}
+        kept = {tuple(r.reshape(-1).tolist()) for r in train.tensor}
+        out = {tuple(r.reshape(-1).tolist()) for r in held.tensor}
         assert not kept & out and kept | out == rows
 
 

@@ -18,14 +18,16 @@ the model's per-pixel errors back into anomaly maps at each image's original siz
    of the model, its maps are stitched back by averaging the overlaps.
 
 Maps: each unit's map is averaged over channels, stitched, smoothed (Gaussian,
-``smoothing`` px at model resolution) and standardised per pixel with the mean and
-standard deviation of the training images' maps (so a normal image stays cold, and a
-pixel that is always hard to reconstruct, such as an edge, is not hot by itself); then
-the letterbox padding is cut off and the map is resized to the image's original size
-(of its crop box, when the manifest gives one). The image score is chosen by
-``score``: ``"model"`` (the model's own score; the maximum over an image's tiles),
-``"max"`` (the map's maximum) or ``"top_k"`` (the mean of its hottest ``top_k`` share
-of pixels).
+``smoothing`` px at model resolution; letterbox padding first takes the values of the
+image's edge, so its errors do not spread into the image) and standardised per pixel
+with the mean and standard deviation of the training images' maps (so a normal image
+stays cold, and a pixel that is always hard to reconstruct, such as an edge, is not hot
+by itself; letterbox padding does not count in these statistics); then the letterbox
+padding is cut off and the map is resized to the image's original size (of its crop
+box, when the manifest gives one). The image score is chosen by ``score``:
+``"model"`` (the model's own score; the maximum over an image's tiles), ``"max"`` (the
+map's maximum) or ``"top_k"`` (the mean of its hottest ``top_k`` share of pixels), both
+over the image's own pixels (never the padding).
 
 Images are decoded lazily, a batch at a time, with a cache of prepared images when they
 fit in ``cache_mb`` (so training epochs do not decode again); arrays are prepared at once.
@@ -34,23 +36,23 @@ fit in ``cache_mb`` (so training epochs do not decode again); arrays are prepare
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from genad._params import Constraint, Integer, OneOf, Real, plain
+from genad._params import Constraint, Integer, OneOf, Real, plain, validate_params
 from genad.data.base import Adapter, SampleSet, TensorSampleSet, register_adapter, renumber
 from genad.data.image_io import (
     ImageList,
-    decode,
     decode_mask,
     decode_sized,
     is_image_source,
     read_source,
 )
-from genad.errors import InvalidInputError
+from genad.errors import GenadWarning, InvalidInputError
 
 if TYPE_CHECKING:
     import torch
@@ -95,8 +97,9 @@ class _Window(Constraint):
         if value is None:
             return
         ok = (isinstance(value, (list, tuple)) and len(value) == 2
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                      and math.isfinite(v) for v in value) and value[1] > 0)
+              and all(isinstance(v, (int, float, np.integer, np.floating))
+                      and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+                      for v in value) and value[1] > 0)
         if not ok:
             raise InvalidInputError(f"{name} must be None or (center, width) with width > 0, "
                                     f"got {plain(value)}")
@@ -159,8 +162,10 @@ class ImageSampleSet(SampleSet):
         self.cache = cache
         self._prepared: dict[int, torch.Tensor] = {}
         self.sizes: dict[int, tuple[int, int]] = {}
+        #: augmentations applied by ``[i]`` (set on the training part by ``holdout``)
         self.augment: tuple[str, ...] = ()
         self._rng = np.random.default_rng(0)
+        self._worker_seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.units)
@@ -176,13 +181,33 @@ class ImageSampleSet(SampleSet):
             self._prepared[image] = x
         return x
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def _unit(self, i: int) -> torch.Tensor:
         unit = int(self.units[i])
         n_tiles = self.adapter.n_tiles_
-        x = self.adapter._tile(self.prepared(unit // n_tiles), unit % n_tiles)
+        return self.adapter._tile(self.prepared(unit // n_tiles), unit % n_tiles)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        """Unit ``i``, augmented when :attr:`augment` names augmentations (the training
+        part of :meth:`ImageAdapter.holdout`)."""
+        x = self._unit(i)
         if self.augment:
+            from torch.utils.data import get_worker_info
+
+            worker = get_worker_info()  # a DataLoader worker: its own stream each epoch
+            if worker is not None and self._worker_seed != worker.seed:
+                self._worker_seed = worker.seed
+                self._rng = np.random.default_rng(worker.seed)
             x = _augmented(x, self.augment, self._rng)
         return x
+
+    def stacked(self) -> torch.Tensor:
+        """Every unit, never augmented: scoring and the model's set-up read the images as
+        they are; only the training loop's batches (items read one at a time) are."""
+        import torch
+
+        if len(self) == 0:
+            return torch.empty((0, *self.sample_shape))
+        return torch.stack([self._unit(i) for i in range(len(self))])
 
     def subset(self, units: np.ndarray) -> ImageSampleSet:
         part = ImageSampleSet(self.adapter, self.images, self.cache,
@@ -332,31 +357,48 @@ class ImageAdapter(Adapter):
         return None if self.size is None else _pair(self.size)
 
     def fit(self, X: Any) -> ImageAdapter:
-        """Learn the model size, channels and normalisation from training images."""
-        validate = type(self).check_params
-        validate(self.get_params(), "ImageAdapter")
+        """Learn the model size, channels and normalisation from training images.
+
+        Up to 256 images, evenly spread over ``X``, are decoded for the statistics; each
+        is kept at most at model size (or at most 128 px a side while the default size
+        is not yet known), so memory does not grow with the images' size.
+
+        Warns (:class:`~genad.errors.GenadWarning`) when ``X`` labels some images as
+        anomalies (class folders, a manifest's ``label``): ``fit`` trains on every
+        image it is given; the detector's ``fit(X, y)`` leaves out those with ``y == 1``.
+        """
+        validate_params(self.get_params(), self.parameter_constraints)
         images = read_source(X)
         if len(images) == 0:
             raise InvalidInputError("the training image set is empty (0 images)")
+        if images.labels is not None and images.labels.any():
+            first = images.names[int(np.argmax(images.labels))]
+            warnings.warn(
+                f"{int(images.labels.sum())} of the {len(images)} training images are "
+                f"labelled anomalies (e.g. {first}) and are learnt as normal; pass the labels "
+                "(fit(X, y)) or only the normal images", GenadWarning, stacklevel=2)
         picks = np.unique(np.linspace(0, len(images) - 1, min(len(images), _STAT_IMAGES))
                           .astype(np.int64))
         target = self._target()
-        decoded = [self._decode(images, int(i), target) for i in picks]
-        if self.channels is not None:
-            self.channels_ = int(self.channels)
-        else:
-            gray = all(a.shape[0] == 1 or bool(np.all(np.abs(a - a[:1]) <= 1.0 / 255))
-                       for a, _ in decoded)
-            self.channels_ = 1 if gray else 3
+        if target is not None:
+            self.size_ = target
+        gray, kept, sizes = True, [], []
+        for i in picks:
+            a, size = self._decode(images, int(i), target or (_DEFAULT_SIDE, _DEFAULT_SIDE))
+            gray = gray and (a.shape[0] == 1 or bool(np.all(np.abs(a - a[:1]) <= 1.0 / 255)))
+            kept.append(self._resized(a, size) if target is not None
+                        else _shrunk(a, _DEFAULT_SIDE))
+            sizes.append(size)
+        self.channels_ = int(self.channels) if self.channels is not None else (1 if gray else 3)
         if target is None:
-            target = self._default_size([size for _, size in decoded])
-        self.size_ = target
+            self.size_ = self._default_size(sizes)
         self._set_tiles()
         self.mean_ = np.zeros(self.channels_, dtype=np.float64)
         self.std_ = np.ones(self.channels_, dtype=np.float64)
-        prepared = np.stack([self._prepare_array(a) for a, _ in decoded])
-        self.mean_ = prepared.mean(axis=(0, 2, 3)).astype(np.float64)
-        std = prepared.std(axis=(0, 2, 3)).astype(np.float64)
+        prepared = np.stack([self._prepare_array(a, size)
+                             for a, size in zip(kept, sizes, strict=True)])
+        self.mean_ = prepared.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = prepared.std(axis=(0, 2, 3), dtype=np.float64)
         self.std_ = np.where(std > 1e-6, std, 1.0)
         self.map_mean_ = None
         self.map_std_ = None
@@ -434,16 +476,26 @@ class ImageAdapter(Adapter):
         h, w = max(1, min(th, round(height * scale))), max(1, min(tw, round(width * scale)))
         return (th - h) // 2, (tw - w) // 2, h, w
 
-    def _prepare_array(self, a: np.ndarray) -> np.ndarray:
-        """A decoded ``(C, H, W)`` image at model size and channels, normalised."""
+    def _resized(self, a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A decoded ``(C, H, W)`` image whose original size is ``size`` (the decoder may
+        have reduced it) resized to its content box in the model frame."""
         import torch
 
-        a = self._channels(a)
-        top, left, h, w = self._content_box(a.shape[1], a.shape[2])
+        _, _, h, w = self._content_box(*size)
+        if (h, w) == tuple(a.shape[1:]):
+            return a
         x = torch.from_numpy(np.ascontiguousarray(a))[None]
-        if (h, w) != tuple(a.shape[1:]):
-            x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear",
-                                                antialias=True, align_corners=False)
+        return torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                               align_corners=False)[0].numpy()
+
+    def _prepare_array(self, a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """A decoded ``(C, H, W)`` image of original size ``size`` at model size and
+        channels, normalised: resized to its content box (computed from the original
+        size, so that :meth:`to_map` cuts the same box), channels converted, padded."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(self._channels(self._resized(a, size))))[None]
+        top, left, h, w = self._content_box(*size)
         th, tw = self.size_
         if (h, w) != (th, tw):
             x = torch.nn.functional.pad(x, (left, tw - w - left, top, th - h - top))
@@ -455,7 +507,7 @@ class ImageAdapter(Adapter):
         import torch
 
         a, size = self._decode(images, i, self.size_)
-        return torch.from_numpy(self._prepare_array(a)), size
+        return torch.from_numpy(self._prepare_array(a, size)), size
 
     def _tile(self, x: torch.Tensor, t: int) -> torch.Tensor:
         if self.tile is None:
@@ -466,19 +518,20 @@ class ImageAdapter(Adapter):
 
     # ---------------------------------------------------------- sample sets
     def samples(self, X: Any) -> SampleSet:
-        """The images of ``X`` as units: in memory for arrays, lazily for files."""
-        images = read_source(X)
+        """The images of ``X`` as units: prepared at once into memory for arrays (unless
+        ``augment`` asks for fresh copies), read lazily for files."""
+        images = _nonempty(read_source(X))
         per_image = 4 * math.prod(self.sample_shape_) * self.n_tiles_
         cache = self.cache_mb > 0 and per_image * len(images) <= self.cache_mb * 2**20
         lazy = ImageSampleSet(self, images, cache)
-        if isinstance(X, np.ndarray) and not self.augment:
+        if not self.augment and all(isinstance(item, np.ndarray) for item in images.items):
             return _in_memory(lazy)
         return lazy
 
     def chunks(self, X: Any, size: int) -> Iterator[SampleSet]:
-        images = read_source(X)
+        images = _nonempty(read_source(X))
         step = max(1, size // self.n_tiles_)
-        for start in range(0, max(1, len(images)), step):
+        for start in range(0, len(images), step):
             part = images.take(np.arange(start, min(len(images), start + step)))
             yield _in_memory(ImageSampleSet(self, part, cache=False))
 
@@ -515,15 +568,38 @@ class ImageAdapter(Adapter):
     def _image_maps(self, unit_maps: np.ndarray, samples: SampleSet,
                     normalise: bool = True) -> np.ndarray:
         """Maps at model resolution ``(n_samples, H, W)``: channel mean, tiles stitched,
-        smoothed, and standardised per pixel once :meth:`fit_maps` has run."""
+        letterbox padding replaced by the content's edge values (so that smoothing does
+        not spread the padding's errors into the image), smoothed, and standardised per
+        pixel once :meth:`fit_maps` has run."""
         m = unit_maps.reshape(len(unit_maps), *self.sample_shape_).mean(axis=1)
         if self.tile is not None:
             m = self._stitch(m, samples)
+        if self.resize == "letterbox":
+            th, tw = self.size_
+            for s, (top, left, h, w) in enumerate(self._content_boxes(samples)):
+                if (h, w) != (th, tw):
+                    m[s] = np.pad(m[s, top : top + h, left : left + w],
+                                  ((top, th - h - top), (left, tw - w - left)), mode="edge")
         if self.smoothing > 0:
             m = _gaussian(m, float(self.smoothing))
         if normalise and self.map_mean_ is not None:
             m = (m - self.map_mean_) / self.map_std_
         return m
+
+    def _content_boxes(self, samples: SampleSet) -> list[tuple[int, int, int, int]]:
+        """Each user sample's content box in the model frame (see :meth:`_content_box`)."""
+        return [self._content_box(*_original_size(samples, s)) for s in range(samples.n_samples)]
+
+    def _content_masks(self, samples: SampleSet) -> np.ndarray:
+        """``(n_samples, H, W)`` bool: the pixels of the model frame that show the image
+        (all of them unless letterboxed)."""
+        out = np.zeros((samples.n_samples, *self.size_), dtype=bool)
+        if self.resize != "letterbox":
+            out[:] = True
+            return out
+        for s, (top, left, h, w) in enumerate(self._content_boxes(samples)):
+            out[s, top : top + h, left : left + w] = True
+        return out
 
     def _stitch(self, tiles: np.ndarray, samples: SampleSet) -> np.ndarray:
         h, w = self.size_
@@ -541,30 +617,36 @@ class ImageAdapter(Adapter):
         return out / np.maximum(count, 1)
 
     def fit_maps(self, parts: Iterator[tuple[np.ndarray, SampleSet]]) -> None:
-        """Learn the per-pixel mean and standard deviation of the training maps.
+        """Learn the per-pixel mean and standard deviation of the training maps, and
+        ``map_hot_``: the 99.9th percentile of the standardised maps of (up to 256 of)
+        the training images.
 
         Parameters
         ----------
         parts : iterable of (unit maps, sample set)
             The model's maps of the training images, a chunk at a time.
         """
-        total = total_sq = None
+        total = total_sq = count = None
         n = 0
         self.map_mean_ = self.map_std_ = self.map_hot_ = None
-        kept = []
+        kept = []  # the first _STAT_IMAGES maps, for the quantile (memory stays bounded)
         for unit_maps, samples in parts:
             m = self._image_maps(unit_maps, samples, normalise=False)
-            total = m.sum(axis=0) if total is None else total + m.sum(axis=0)
-            total_sq = (m**2).sum(axis=0) if total_sq is None else total_sq + (m**2).sum(axis=0)
+            inside = self._content_masks(samples)  # letterbox padding is not learnt
+            part = ((m * inside).sum(axis=0), (m**2 * inside).sum(axis=0), inside.sum(axis=0))
+            total, total_sq, count = part if total is None else (
+                total + part[0], total_sq + part[1], count + part[2])
+            if n < _STAT_IMAGES:
+                kept.append((m[: _STAT_IMAGES - n], inside[: _STAT_IMAGES - n]))
             n += len(m)
-            kept.append(m)
         if n == 0:
             return
-        mean = total / n
-        std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
-        floor = max(_STD_FLOOR * float(np.median(std)), 1e-12)
-        self.map_mean_, self.map_std_ = mean, np.maximum(std, floor)
-        z = (np.concatenate(kept) - mean) / self.map_std_
+        seen = count > 0
+        mean = np.where(seen, total / np.maximum(count, 1), 0.0)
+        std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0.0))
+        floor = max(_STD_FLOOR * float(np.median(std[seen])), 1e-12)
+        self.map_mean_, self.map_std_ = mean, np.where(seen, np.maximum(std, floor), floor)
+        z = np.concatenate([((m - mean) / self.map_std_)[inside] for m, inside in kept])
         self.map_hot_ = float(np.quantile(z, 0.999))
 
     def reduce(self, unit_scores: np.ndarray, samples: SampleSet,
@@ -576,11 +658,20 @@ class ImageAdapter(Adapter):
             out = np.full(samples.n_samples, -np.inf)
             np.maximum.at(out, samples.owner, unit_scores)
             return out
-        m = self._image_maps(unit_maps, samples).reshape(samples.n_samples, -1)
+        maps = self._image_maps(unit_maps, samples)
+        if self.resize == "letterbox":  # the content box only
+            pixels = [m[top : top + h, left : left + w].ravel()
+                      for m, (top, left, h, w) in zip(maps, self._content_boxes(samples),
+                                                      strict=True)]
+        else:
+            pixels = list(maps.reshape(samples.n_samples, -1))
         if self.score == "max":
-            return m.max(axis=1)
-        k = max(1, int(math.ceil(float(self.top_k) * m.shape[1])))
-        return np.partition(m, m.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+            return np.array([p.max() for p in pixels])
+        out = np.empty(len(pixels))
+        for s, p in enumerate(pixels):
+            k = max(1, int(math.ceil(float(self.top_k) * p.size)))
+            out[s] = np.partition(p, p.size - k)[-k:].mean()
+        return out
 
     def to_map(self, unit_maps: np.ndarray, samples: SampleSet) -> np.ndarray | list[np.ndarray]:
         """Each image's map at its original size: an array ``(n, H, W)`` when the images
@@ -629,8 +720,10 @@ class ImageAdapter(Adapter):
             return None
         out = []
         for i, path in enumerate(images.masks):
-            a = decode(images.items[i], images.names[i], channels_last=images.channels_last)
-            mask = decode_mask(path, images.names[i], (a.shape[1], a.shape[2]))
+            # the image's original size; target (1, 1) lets the decoder reduce it at once
+            _, size = decode_sized(images.items[i], images.names[i],
+                                   channels_last=images.channels_last, target=(1, 1))
+            mask = decode_mask(path, images.names[i], size)
             if images.boxes is not None and images.boxes[i, 2] > 0 and images.boxes[i, 3] > 0:
                 x, y, w, h = (int(v) for v in images.boxes[i])
                 mask = mask[y : y + h, x : x + w]
@@ -711,7 +804,8 @@ class ImageAdapter(Adapter):
         if any(v <= 0 for v in doc["std"]):
             raise DocumentError(f"{where}.std must be positive")
         hot = doc.get("map_hot")
-        if hot is not None and not (isinstance(hot, (int, float)) and math.isfinite(hot)):
+        if hot is not None and not (isinstance(hot, (int, float)) and not isinstance(hot, bool)
+                                    and math.isfinite(hot)):
             raise DocumentError(f"{where}.map_hot must be a finite number or null")
         specs = {}
         if hot is not None:
@@ -749,6 +843,26 @@ class ImageAdapter(Adapter):
             adapter.map_std_ = arrays["map_std"].astype(np.float64)
             adapter.map_hot_ = float(adapter.map_hot_)
         return adapter
+
+
+def _nonempty(images: ImageList) -> ImageList:
+    if len(images) == 0:
+        raise InvalidInputError(f"{images.source or 'images'}: the image set is empty "
+                                "(0 images)")
+    return images
+
+
+def _shrunk(a: np.ndarray, side: int) -> np.ndarray:
+    """``a`` ``(C, H, W)`` scaled down so that neither side exceeds ``side`` (each axis on
+    its own; smaller images as they are)."""
+    import torch
+
+    h, w = min(a.shape[1], side), min(a.shape[2], side)
+    if (h, w) == tuple(a.shape[1:]):
+        return a
+    x = torch.from_numpy(np.ascontiguousarray(a))[None]
+    return torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True,
+                                           align_corners=False)[0].numpy()
 
 
 def _in_memory(lazy: ImageSampleSet) -> TensorSampleSet:

@@ -9,18 +9,22 @@ crop box) and decodes one image at a time into a float32 array ``(C, H, W)`` in
 Decoding rules (``docs/images.md`` has the user-facing version):
 
 - **Depth**: integers are divided by their type's maximum (255 for 8-bit, 65535 for
-  16-bit), never by the image's own min and max, so a dark image stays dark. DICOM is
-  divided by its ``BitsStored`` range after the modality rescale (slope and intercept)
-  unless the file or the adapter gives a window. Float arrays are used as given.
+  16-bit), never by the image's own min and max, so a dark image stays dark; signed
+  integers map their type's whole range to ``[0, 1]``. DICOM is divided by its
+  ``BitsStored`` range after the modality rescale (slope and intercept) unless the file
+  or the adapter gives a window. Float arrays are used as given.
 - **Modes**: palette images are expanded to RGB; an alpha channel is dropped after
   compositing over black; 1-bit images become 0/1.
 - **DICOM**: ``RescaleSlope`` / ``RescaleIntercept`` applied; windowing by the
   adapter's ``window`` or the file's first ``WindowCenter`` / ``WindowWidth``;
   ``MONOCHROME1`` (white = low) is inverted so that bright means dense, as in
   ``MONOCHROME2``. A file without pixel data is an error naming it.
-- **Large images** are reduced while decoding (PIL ``reduce`` by an integer factor)
-  when they are at least twice the size the adapter asks for, so a 10,000 x 10,000
-  scan never becomes a 1.6 GB float array.
+- **Large images** are reduced by an integer factor while decoding when they are at
+  least twice the size the adapter asks for: JPEG decodes at the reduced scale, other
+  Pillow formats decode at their stored depth (one byte per pixel and channel for
+  8-bit) and are reduced before any float copy, TIFF and DICOM are averaged over
+  blocks a strip of rows at a time. So a 10,000 x 10,000 scan never becomes a 400 MB
+  float array.
 """
 
 from __future__ import annotations
@@ -148,13 +152,26 @@ def is_image_source(X: Any) -> bool:
 
 
 def _manifest_path_column(path: Path) -> str | None:
+    """The manifest's path column, or None when ``path`` is not a manifest: a CSV is one
+    when a header names a path column and its first value is an image path (an image
+    suffix, or a file that exists beside the CSV), so that a table with a ``file``
+    column stays a table."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            first = next(reader, None)
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
     names = [h.strip().lower() for h in header]
-    return next((c for c in _PATH_COLUMNS if c in names), None)
+    column = next((c for c in _PATH_COLUMNS if c in names), None)
+    if column is None or first is None:  # a header alone: read_source says it is empty
+        return column
+    value = first[names.index(column)].strip() if names.index(column) < len(first) else ""
+    if Path(value).suffix.lower() in IMAGE_SUFFIXES or (
+            value and (path.parent / value).is_file()):
+        return column
+    return None
 
 
 def read_source(X: Any, *, what: str = "images") -> ImageList:
@@ -163,9 +180,12 @@ def read_source(X: Any, *, what: str = "images") -> ImageList:
     Parameters
     ----------
     X : ndarray, path, or list
-        An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; a folder (read
-        recursively, sorted); a manifest CSV (a ``path`` column, relative to the CSV's
-        folder, and optional ``label``, ``mask_path``, ``group``, ``split`` and
+        An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (channels last
+        when the last axis has 1 to 4 entries, else first); a folder (read recursively,
+        sorted; files without an image suffix are skipped with a warning; with class
+        folders such as ``good/`` and ``crack/``, images under a normal folder are
+        labelled 0 and all others 1); a manifest CSV (a ``path`` column, relative to the
+        CSV's folder, and optional ``label``, ``mask_path``, ``group``, ``split`` and
         ``crop_x/crop_y/crop_w/crop_h`` columns); one image file; or a list of image
         paths or of 2-D/3-D arrays.
     what : str
@@ -178,8 +198,9 @@ def read_source(X: Any, *, what: str = "images") -> ImageList:
     Raises
     ------
     InvalidInputError
-        An empty folder, a missing file, a manifest without a path column or with a bad
-        label, an array of the wrong rank or dtype.
+        An empty folder, a missing file, a manifest without a path column, with a bad
+        label or crop value or a missing image (naming its line), an array of the wrong
+        rank or dtype (a 2-D array is taken for a table).
     """
     if isinstance(X, ImageList):
         return X
@@ -205,12 +226,18 @@ def read_source(X: Any, *, what: str = "images") -> ImageList:
             raise InvalidInputError(f"{what}: the list of images is empty")
         if all(_is_path(x) for x in X):
             return _from_paths([Path(x) for x in X], what)
+    table = " (a table?)" if hasattr(X, "columns") or hasattr(X, "to_frame") else ""
     raise InvalidInputError(
-        f"{what}: cannot read {type(X).__name__} as images; give an array (N, H, W), "
+        f"{what}: cannot read {type(X).__name__}{table} as images; give an array (N, H, W), "
         "(N, H, W, C) or (N, C, H, W), a folder, a manifest CSV or a list of image paths")
 
 
 def _from_array(X: np.ndarray, what: str) -> ImageList:
+    if X.ndim == 2:
+        raise InvalidInputError(
+            f"{what}: got a 2-D array of shape {X.shape}, which looks like a table (rows x "
+            "columns), not images; image input is an array (N, H, W), (N, H, W, C) or "
+            "(N, C, H, W), a folder, a manifest CSV or a list of image paths")
     if X.ndim not in (3, 4):
         raise InvalidInputError(f"{what}: an image array must be (N, H, W), (N, H, W, C) or "
                                 f"(N, C, H, W), got shape {X.shape}")
@@ -274,8 +301,9 @@ def _from_manifest(path: Path) -> ImageList:
     df.columns = [c.strip().lower() for c in df.columns]
     column = next((c for c in _PATH_COLUMNS if c in df.columns), None)
     if column is None:
-        raise InvalidInputError(f"{path}: a manifest needs a path column (one of "
-                                f"{', '.join(_PATH_COLUMNS)}); it has {', '.join(df.columns)}")
+        raise InvalidInputError(f"{path}: not an image manifest (a table?): a manifest needs "
+                                f"a path column (one of {', '.join(_PATH_COLUMNS)}); it has "
+                                f"{', '.join(df.columns)}")
     if len(df) == 0:
         raise InvalidInputError(f"{path}: the manifest lists no images")
     base = path.parent
@@ -284,7 +312,11 @@ def _from_manifest(path: Path) -> ImageList:
     for row, name in enumerate(names, start=2):
         if not name:
             raise InvalidInputError(f"{path}, line {row}: empty {column}")
-        items.append(str(base / name))
+        item = base / name
+        if not item.is_file():
+            raise InvalidInputError(f"{path}, line {row}: {name}: no such image file "
+                                    f"(paths are relative to the manifest's folder)")
+        items.append(str(item))
     labels = None
     if "label" in df.columns:
         raw = df["label"].str.strip()
@@ -333,16 +365,36 @@ def _is_dicom(path: str) -> bool:
         return False
 
 
-def _scale_integers(a: np.ndarray) -> np.ndarray:
-    """Integers to ``[0, 1]`` by their type's range; floats as given; bool to 0/1."""
-    if a.dtype == bool:
+def _scale_integers(a: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """Integers to ``[0, 1]`` by their type's range; floats as given; bool to 0/1.
+
+    ``dtype``: the type the values were stored as, when ``a`` holds them already
+    converted to float (a block mean of a large image).
+    """
+    dtype = np.dtype(a.dtype if dtype is None else dtype)
+    if dtype.kind == "b":
         return a.astype(np.float32)
-    if a.dtype.kind in "ui":
-        info = np.iinfo(a.dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
         if info.min < 0:
             return ((a.astype(np.float32) - info.min) / float(info.max - info.min))
         return a.astype(np.float32) / float(info.max)
     return a.astype(np.float32, copy=False)
+
+
+def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
+    """``a`` ``(H, W)`` or ``(H, W, C)`` averaged over ``factor`` x ``factor`` blocks, as
+    float32, a strip of rows at a time (memory: the result and one strip, never a float
+    copy of the whole image). Rows and columns past the last whole block are dropped."""
+    h, w = a.shape[0] // factor, a.shape[1] // factor
+    rest = a.shape[2:]
+    out = np.empty((h, w, *rest), dtype=np.float32)
+    step = max(1, (1 << 22) // max(1, factor * factor * w * int(np.prod(rest, dtype=np.int64))))
+    for top in range(0, h, step):
+        rows = min(step, h - top)
+        strip = a[top * factor : (top + rows) * factor, : w * factor].astype(np.float32)
+        out[top : top + rows] = strip.reshape(rows, factor, w, factor, *rest).mean(axis=(1, 3))
+    return out
 
 
 def _to_chw(a: np.ndarray, channels_last: bool, name: str) -> np.ndarray:
@@ -424,20 +476,18 @@ def _decode_tiff(path: str, name: str, target: tuple[int, int] | None
     if a.ndim == 3 and not planar_chw and a.shape[-1] not in (1, 2, 3, 4) \
             and a.shape[0] in (1, 2, 3, 4):
         planar_chw = True
-    a = _scale_integers(a)
     if a.ndim == 3 and planar_chw:
-        a = np.moveaxis(a, 0, -1)
-    chw = _to_chw(a, True, name)
-    size = (int(chw.shape[1]), int(chw.shape[2]))
-    factor = _reduce_factor(chw.shape[1], chw.shape[2], target)
-    if factor > 1:
-        h, w = chw.shape[1] // factor * factor, chw.shape[2] // factor * factor
-        chw = chw[:, :h, :w].reshape(chw.shape[0], h // factor, factor, w // factor,
-                                     factor).mean(axis=(2, 4))
-    return chw, size
+        a = np.moveaxis(a, 0, -1)  # a view: (H, W, C)
+    size = (int(a.shape[0]), int(a.shape[1])) if a.ndim >= 2 else (0, 0)
+    factor = _reduce_factor(size[0], size[1], target)
+    scaled = (_scale_integers(_block_mean(a, factor), a.dtype) if factor > 1
+              else _scale_integers(a))
+    return _to_chw(scaled, True, name), size
 
 
-def _decode_dicom(path: str, name: str, window: tuple[float, float] | None) -> np.ndarray:
+def _decode_dicom(path: str, name: str, window: tuple[float, float] | None,
+                  target: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, tuple[int, int]]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -453,10 +503,13 @@ def _decode_dicom(path: str, name: str, window: tuple[float, float] | None) -> n
         raise _bad(name, f"cannot decode the DICOM pixel data: {exc}") from None
     if raw.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1)) == 1:
         raw = raw[0]  # a multi-frame file: the first frame
-    a = raw.astype(np.float64)
+    size = (int(raw.shape[0]), int(raw.shape[1]))
+    factor = _reduce_factor(size[0], size[1], target)
+    # the modality rescale is linear: a block mean of the stored values first is exact
+    a = _block_mean(raw, factor) if factor > 1 else raw.astype(np.float32)
     slope = float(getattr(ds, "RescaleSlope", 1) or 1)
     intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
-    a = a * slope + intercept
+    a = a * np.float32(slope) + np.float32(intercept)
     if window is None and "WindowCenter" in ds and "WindowWidth" in ds:
         center, width = ds.WindowCenter, ds.WindowWidth
         center = float(center[0] if isinstance(center, pydicom.multival.MultiValue) else center)
@@ -465,17 +518,17 @@ def _decode_dicom(path: str, name: str, window: tuple[float, float] | None) -> n
     if window is not None:
         center, width = window
         low = center - width / 2.0
-        a = np.clip((a - low) / max(width, 1e-12), 0.0, 1.0)
+        a = np.clip((a - np.float32(low)) / np.float32(max(width, 1e-12)), 0.0, 1.0)
     else:
         bits = int(getattr(ds, "BitsStored", 8 * raw.dtype.itemsize))
         signed = int(getattr(ds, "PixelRepresentation", 0)) == 1
         low = (-(2 ** (bits - 1)) if signed else 0) * slope + intercept
         high = ((2 ** (bits - 1) - 1) if signed else (2 ** bits - 1)) * slope + intercept
         lo, hi = min(low, high), max(low, high)
-        a = np.clip((a - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+        a = np.clip((a - np.float32(lo)) / np.float32(max(hi - lo, 1e-12)), 0.0, 1.0)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         a = 1.0 - a
-    return _to_chw(a.astype(np.float32), True, name)
+    return _to_chw(a.astype(np.float32, copy=False), True, name), size
 
 
 def decode(item: Any, name: str, *, channels_last: bool = True,
@@ -542,8 +595,7 @@ def decode_sized(item: Any, name: str, *, channels_last: bool = True,
         if not os.path.isfile(path):
             raise _bad(name, "no such image file")
         if _is_dicom(path):
-            a = _decode_dicom(path, name, window)
-            size = (int(a.shape[1]), int(a.shape[2]))
+            a, size = _decode_dicom(path, name, window, target)
         elif Path(path).suffix.lower() in (".tif", ".tiff"):
             a, size = _decode_tiff(path, name, target)
         else:
