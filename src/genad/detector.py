@@ -48,7 +48,7 @@ from genad._params import (
     plain,
     validate_params,
 )
-from genad.data.base import Adapter, SampleSet, adapter_for
+from genad.data.base import Adapter, SampleSet, _what, adapter_for, kind_of
 from genad.data.labels import check_labels
 from genad.errors import (
     CalibrationWarning,
@@ -530,6 +530,12 @@ class Detector(BaseEstimator):
     def _chunks(self, X: Any) -> Iterator[SampleSet]:
         """``X`` encoded in slices of the adapter's chunk size (memory does not grow with
         the input)."""
+        fitted = self.adapter_.kind
+        looks = kind_of(X)
+        if looks is not None and looks != fitted and not type(self.adapter_).accepts(X):
+            raise InvalidInputError(
+                f"this {type(self).__name__} was fitted on {fitted} data, but X looks like "
+                f"{looks} data ({_what(X)}); score it with a model fitted on {looks} data")
         self.adapter_.check_input(X, type(self).__name__)
         yield from self.adapter_.chunks(X, self.adapter_.score_chunk_size)
 
@@ -555,6 +561,10 @@ class Detector(BaseEstimator):
         score); one-hot parts of a categorical column are summed back to that column.
         Returns a DataFrame (columns named, index kept) when the detector was fitted on a
         DataFrame or file, else an ndarray ``(n_rows, n_kept_columns)``.
+
+        For images: a per-pixel map at each image's original size (float32), smoothed and
+        standardised with the training images' map statistics (``docs/images.md``): an
+        array ``(n, H, W)`` when the images share a size, else a list of 2-D arrays.
         """
         self._check_fitted()
         return _concat([self._scores_and_maps(samples)[1] for samples in self._chunks(X)])

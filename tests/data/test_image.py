@@ -201,8 +201,8 @@ def test_letterbox_keeps_the_aspect_and_cuts_the_padding_from_maps():
     unit_maps[:, :, 4:12] = 0.5  # the content; the padding's errors must not show, even
     # through the smoothing
     maps = adapter.to_map(unit_maps, samples)
-    assert maps.shape == (3, 20, 40)
-    np.testing.assert_allclose(maps, 0.5)
+    assert maps.shape == (3, 20, 40) and maps.dtype == np.float32
+    np.testing.assert_allclose(maps, 0.5, rtol=1e-6)
 
 
 def test_letterbox_map_statistics_and_image_scores_ignore_the_padding():

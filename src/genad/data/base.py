@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["SampleSet", "TensorSampleSet", "Adapter", "ADAPTERS", "register_adapter",
-           "adapter_for", "renumber", "narrow_meta"]
+           "adapter_for", "kind_of", "renumber", "narrow_meta"]
 
 
 class SampleSet(ABC):
@@ -406,6 +406,21 @@ def _load_adapters() -> None:
         importlib.import_module(module)
 
 
+def kind_of(X: Any) -> str | None:
+    """The kind of data ``X`` looks like: the first adapter that accepts it (the fallback
+    last), or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kind_of(np.zeros((3, 2))), kind_of(np.zeros((3, 8, 8)))
+    ('tabular', 'image')
+    """
+    _load_adapters()
+    ordered = sorted(ADAPTERS.items(), key=lambda item: item[1].fallback)
+    return next((kind for kind, cls in ordered if cls.accepts(X)), None)
+
+
 def adapter_for(X: Any, kinds: Sequence[str] | None = None, who: str = "genad") -> Adapter:
     """A new, unfitted adapter for input ``X``: the first registered kind accepting it.
 
@@ -435,7 +450,7 @@ def adapter_for(X: Any, kinds: Sequence[str] | None = None, who: str = "genad") 
     for kind, cls in ordered:
         if (kinds is None or kind in kinds) and cls.accepts(X):
             return cls()
-    other = next((kind for kind, cls in ordered if cls.accepts(X)), None)
+    other = kind_of(X)
     if other is not None:
         raise InvalidInputError(
             f"{who} takes {' or '.join(kinds or ())} input, but this looks like "

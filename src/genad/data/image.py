@@ -683,14 +683,15 @@ class ImageAdapter(Adapter):
         for s in range(samples.n_samples):
             ch, cw = _original_size(samples, s)
             top, left, h, w = self._content_box(ch, cw)
-            m = torch.from_numpy(np.ascontiguousarray(maps[s, top : top + h, left : left + w]))
+            m = torch.from_numpy(np.ascontiguousarray(maps[s, top : top + h, left : left + w],
+                                                      dtype=np.float32))
             if (h, w) != (ch, cw):
                 m = torch.nn.functional.interpolate(m[None, None], size=(ch, cw),
                                                     mode="bilinear", align_corners=False)[0, 0]
             out.append(m.numpy())
         sizes = {o.shape for o in out}
         if len(sizes) == 1:
-            return np.stack(out) if out else np.zeros((0, *self.size_))
+            return np.stack(out) if out else np.zeros((0, *self.size_), dtype=np.float32)
         return out
 
     def describe(self, maps: Any, k: int) -> list[str]:
