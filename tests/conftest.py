@@ -127,6 +127,23 @@ def model_name(request) -> str:
     return request.param
 
 
+#: presets whose published score misses obvious table outliers, with the reason; the
+#: detection tests expect them to fail (strictly: a fix shows as an unexpected pass)
+MISSES_OBVIOUS_OUTLIERS = {
+    "ganomaly": "GANomaly's latent distance ||E(x) - E(G(E(x)))||^2 (the published score) "
+                "ranks far-off table rows below normal ones: the re-encoder maps both near "
+                "the training codes (see docs/status.md)",
+}
+
+
+@pytest.fixture
+def expects_detection(request, model_name) -> None:
+    """Mark the test as an expected failure for presets in :data:`MISSES_OBVIOUS_OUTLIERS`."""
+    reason = MISSES_OBVIOUS_OUTLIERS.get(model_name)
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 @pytest.fixture
 def fitted(model_name) -> genad.Detector:
     """A session-cached detector fitted on :func:`normal_table`; do not mutate."""
