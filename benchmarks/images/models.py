@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.images.datasets import mean_intensity
+from benchmarks.tabular.models import _as_scores
 
 __all__ = [
     "EPOCHS",
@@ -86,13 +87,6 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     """``uint8`` images ``(N, ...)`` as float64 rows ``(N, features)`` scaled to [0, 1]."""
     images = np.asarray(images)
     return images.reshape(len(images), -1).astype(np.float64) / 255.0
-
-
-def _as_scores(values: Any, n: int, source: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (n,):
-        raise ValueError(f"{source} returned shape {arr.shape}, expected ({n},)")
-    return arr
 
 
 def _jsonable(value: Any) -> Any:

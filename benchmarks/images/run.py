@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks.images import datasets as ds
 from benchmarks.images import models as md
 from benchmarks.images.report import write_report
-from benchmarks.tabular.run import PeakRSS
+from benchmarks.tabular.run import PeakRSS, _atomic_write
 
 __all__ = ["build_parser", "main", "merge_results", "run_one"]
 
@@ -285,11 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only rebuild the Markdown from the JSON")
     return p
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
