@@ -220,21 +220,22 @@ if hasattr(os, "register_at_fork"):
 def flops_per_sample(model: torch.nn.Module, sample_shape: tuple[int, ...]) -> float:
     """Floating-point operations of one forward pass of ``model`` on one sample.
 
-    Counted once with torch's :class:`~torch.utils.flop_counter.FlopCounterMode` on a
-    zero input of ``(1, *sample_shape)`` (matrix products and convolutions; elementwise
-    work is not counted). A genad model is measured through its scoring pass
-    (``model.score``), any other module through its forward.
+    Counted once on a zero input of ``(1, *sample_shape)`` with torch's FLOP formulas
+    (``torch.utils.flop_counter.flop_registry``: matrix products and convolutions;
+    elementwise work is not counted). A genad model is measured through its scoring pass
+    (``model.score``), any other module through its forward. The count runs in a
+    dispatch mode of this thread only: ``FlopCounterMode`` also installs process-wide
+    module hooks, which broke ``torch.autograd.grad`` (a gradient penalty) in fits running
+    in other threads at the same time.
 
     Examples
     --------
     >>> flops_per_sample(torch.nn.Linear(30, 10), (30,))
     600.0
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     device = next(iter(model.parameters()), torch.empty(0)).device
     x = torch.zeros((1, *sample_shape), device=device)
-    counter = FlopCounterMode(display=False)
+    counter = _FlopCount()
     forward = getattr(model, "score", model)  # a genad model's scoring pass
     was_training = model.training
     model.eval()
@@ -243,7 +244,45 @@ def flops_per_sample(model: torch.nn.Module, sample_shape: tuple[int, ...]) -> f
             forward(x)
     finally:
         model.train(was_training)
-    return float(counter.get_total_flops())
+    return float(counter.total)
+
+
+def _flop_count_mode() -> type:
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class FlopCount(TorchDispatchMode):
+        """Adds up the FLOPs of the operators torch has formulas for (this thread only)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.total = 0
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is None:  # a composite such as linear: count what it is made of
+                with self:
+                    out = func.decompose(*args, **kwargs)
+                if out is not NotImplemented:
+                    return out
+                return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    return FlopCount
+
+
+def _FlopCount() -> Any:  # noqa: N802 - builds the mode class on first use
+    global _FLOP_COUNT
+    if _FLOP_COUNT is None:
+        _FLOP_COUNT = _flop_count_mode()
+    return _FLOP_COUNT()
+
+
+_FLOP_COUNT: Any = None
 
 
 #: below this many multiply-add FLOPs per sample a model scores on one CPU thread
