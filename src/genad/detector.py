@@ -932,6 +932,7 @@ class Detector(BaseEstimator):
         if check_state is not None:
             state_shape, adapter_specs = check_state(doc["adapter"], "adapter")
             sample_shape = tuple(state_shape)  # format 1: the only source of the shape
+        det.sample_shape_ = sample_shape  # "auto" picks the backbone by the samples' rank
         header = bundle.read_header(path)
         expected = det._bundle_expected(header, sample_shape, adapter_specs)
         tensors = bundle.read(path, doc, expected)

@@ -134,6 +134,8 @@ def is_image_source(X: Any) -> bool:
     >>> is_image_source(["a.png", "b.jpg"]), is_image_source("table.csv")
     (True, False)
     """
+    if isinstance(X, ImageList):
+        return True
     if isinstance(X, np.ndarray):
         return X.ndim in (3, 4) and X.dtype.kind in "uif b" and X.dtype.kind != "c"
     if _is_path(X):
