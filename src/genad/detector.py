@@ -533,9 +533,13 @@ class Detector(BaseEstimator):
         fitted = self.adapter_.kind
         looks = kind_of(X)
         if looks is not None and looks != fitted and not type(self.adapter_).accepts(X):
+            from genad.data.base import ADAPTERS
+
+            noun = ADAPTERS[looks].data_noun
+            article = "an" if noun[:1] in "aeiou" else "a"
             raise InvalidInputError(
                 f"this {type(self).__name__} was fitted on {fitted} data, but X looks like "
-                f"{looks} data ({_what(X)}); score it with a model fitted on {looks} data")
+                f"{article} {noun} ({_what(X)}); score it with a model fitted on {looks} data")
         self.adapter_.check_input(X, type(self).__name__)
         yield from self.adapter_.chunks(X, self.adapter_.score_chunk_size)
 
