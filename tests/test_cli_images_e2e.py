@@ -1,10 +1,10 @@
 """The real ``genad`` console script on images, every step in its own process.
 
-For each image preset: ``train FOLDER`` -> ``info`` -> ``score`` (CSV and overlays) ->
-``evaluate`` (image metrics from class folders; pixel metrics from a manifest's masks) ->
-``generate`` -> ``genad.load`` in a fresh interpreter, which must give the scores the CSV
-holds. Plus the modality errors: a table model given images and an image model given a
-table fail in one line.
+For each image preset: ``train FOLDER`` -> ``score`` (CSV and overlays; ``genad.load`` in
+a fresh interpreter must give the scores the CSV holds) -> ``generate``; for an AE and a
+GAN (``PIPELINE_MODELS``) also ``info``, ``evaluate`` (image metrics from class folders;
+pixel metrics from a manifest's masks) and ``report``. Plus the modality errors: a table
+model given images and an image model given a table fail in one line.
 """
 
 from __future__ import annotations
@@ -59,14 +59,36 @@ def images(tmp_path_factory):
     return root
 
 
+#: presets that also run ``info``, ``evaluate`` and ``report`` (commands that do not
+#: depend on the preset): an AE and a GAN; every preset trains, scores and generates
+PIPELINE_MODELS = ["conv-ae", "vaegan"]
+
+
+@pytest.fixture(scope="module")
+def _trainings() -> dict[str, tuple]:
+    return {}
+
+
+def _trained_once(name: str, images, cache: dict[str, tuple]) -> tuple:
+    if name not in cache:
+        model = images / f"{name}.genad"
+        proc = genad_cli("train", images / "train", "--model", name, "--epochs", "2",
+                         "--target-fpr", "0.1", "--out", model)
+        assert_ok(proc)
+        cache[name] = (name, model, proc)
+    return cache[name]
+
+
 @pytest.fixture(scope="module", params=registry.names("image"))
-def trained(request, images):
-    name = request.param
-    model = images / f"{name}.genad"
-    proc = genad_cli("train", images / "train", "--model", name, "--epochs", "2",
-                     "--target-fpr", "0.1", "--out", model)
-    assert_ok(proc)
-    return name, model, proc
+def trained(request, images, _trainings):
+    """Every image preset, trained by the console script: ``(name, path, process)``."""
+    return _trained_once(request.param, images, _trainings)
+
+
+@pytest.fixture(scope="module", params=PIPELINE_MODELS)
+def pipeline(request, images, _trainings):
+    """The presets of :data:`PIPELINE_MODELS`, trained by the console script."""
+    return _trained_once(request.param, images, _trainings)
 
 
 def test_train_reports_the_images(trained):
@@ -76,8 +98,8 @@ def test_train_reports_the_images(trained):
     assert f"{SIDE} x {SIDE} px, 1 channel" in proc.stdout
 
 
-def test_info_describes_the_image_settings(trained):
-    _, model, _ = trained
+def test_info_describes_the_image_settings(pipeline):
+    _, model, _ = pipeline
     proc = genad_cli("info", model)
     assert_ok(proc)
     assert f"images     {SIDE} x {SIDE} px" in proc.stdout
@@ -107,8 +129,8 @@ def test_score_writes_a_row_per_image_and_overlays_of_flagged_ones(trained, imag
     assert check.returncode == 0, check.stderr
 
 
-def test_evaluate_on_class_folders_and_on_a_manifest_with_masks(trained, images):
-    _, model, _ = trained
+def test_evaluate_on_class_folders_and_on_a_manifest_with_masks(pipeline, images):
+    _, model, _ = pipeline
     proc = genad_cli("evaluate", model, images / "test", "--json")
     assert_ok(proc)
     metrics = json.loads(proc.stdout)
@@ -156,8 +178,8 @@ def test_modality_option_forces_tables(images, tmp_path):
 
 
 
-def test_report_shows_galleries_with_maps(trained, images, tmp_path):
-    _, model, _ = trained
+def test_report_shows_galleries_with_maps(pipeline, images, tmp_path):
+    _, model, _ = pipeline
     out = tmp_path / "report.html"
     proc = genad_cli("report", model, images / "manifest.csv", "--out", out)
     assert_ok(proc)

@@ -6,6 +6,8 @@ model scores, sampling, and each health check on a case forced to fail it.
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import numpy as np
@@ -114,7 +116,7 @@ def test_the_objective_and_the_critic_steps_are_checked():
 
 # ------------------------------------------------------------------- the step
 PARTS = {
-    "ganomaly": {"loss", "g_loss", "adv", "con", "lat", "d_loss", "fool"},
+    "ganomaly": {"loss", "g_loss", "adv", "con", "lat", "d_loss", "fool", "d_reset"},
     "fanogan": {"loss", "g_loss", "adv", "d_loss", "wasserstein", "gp"},
     "vaegan": {"loss", "g_loss", "rec", "feat", "kl", "adv", "d_loss", "fool"},
 }
@@ -335,7 +337,7 @@ def _constant_decoder(model: AdversarialModel, value: float) -> AdversarialModel
 
 
 def test_a_discriminator_that_wins_outright_is_reported_with_advice():
-    model, x = _constant_decoder(ganomaly(), 30.0), _data()  # fakes told at a glance
+    model, x = _constant_decoder(vaegan(), 30.0), _data()  # fakes told at a glance
     with pytest.raises(TrainingDivergedError,
                        match=r"discriminator won outright.*lower learning_rate"):
         train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
@@ -347,10 +349,40 @@ def test_a_discriminator_that_wins_outright_is_reported_with_advice():
 
 def test_a_discriminator_that_does_not_win_every_epoch_is_not_reported():
     # the same run with a generator that learns: the duel goes on, no advice
-    model, x = ganomaly(), _data()
+    model, x = vaegan(), _data()
     train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
                                                  learning_rate=1e-2))
     assert model._duel and model._duel_advice() is None
+
+
+def test_ganomaly_resets_a_discriminator_that_wins_and_trains_on():
+    """Feature matching keeps its gradient when D wins: no advice; as in the authors'
+    code, D starts over from its initial weights once its loss falls below 1e-5."""
+    model, x = _constant_decoder(ganomaly(), 30.0), _data()  # the run that raises for VAE-GAN
+    # its loss falls below 0.01 after about ten epochs here (below 1e-5 takes longer)
+    model.reset_discriminator_below = 1e-2
+    history = train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
+                                                           learning_rate=1e-2))
+    resets = history["parts"]["d_reset"]  # the share of each epoch's steps that reset D
+    assert len(resets) == 30 and resets[0] == 0 and 0 < max(resets) < 1
+    assert model._duel_advice() is None
+
+
+def test_a_reset_restores_the_initial_discriminator_and_its_optimiser():
+    model, x = ganomaly(), _data()
+    assert GANomalyModel.reset_discriminator_below == 1e-5  # the authors' threshold
+    initial = copy.deepcopy(model.discriminator.state_dict())
+    optimizers = model.configure_optimizers(1e-3, 0.0)
+    model.set_generator(torch.Generator().manual_seed(0))
+    model.train()
+    model.train_step(x, optimizers)
+    assert optimizers[1].state  # Adam's moments exist after a step
+    model.reset_discriminator_below = float("inf")  # every step resets
+    parts = model.train_step(x, optimizers)
+    assert float(parts["d_reset"]) == 1.0
+    assert not optimizers[1].state
+    for k, v in model.discriminator.state_dict().items():
+        torch.testing.assert_close(v, initial[k])
 
 
 def _collapse(model: AdversarialModel) -> AdversarialModel:

@@ -81,9 +81,11 @@ class AdversarialModel(GenerativeModel):
     :class:`~genad.errors.TrainingDivergedError`); a non-finite loss part stops the loop
     itself at the end of its epoch:
 
-    - **the discriminator won outright** (BCE objective): in every epoch of the second
-      half of the adversarial run (the last epoch at least; the first epochs are left
-      out, the discriminator needs some steps to win), the mean discriminator loss was
+    - **the discriminator won outright** (BCE objective, and a generator trained on the
+      saturating ``-log D(fake)``, :attr:`saturating_adversarial_loss`): in every epoch
+      of the second half of the adversarial run (the last epoch at least; the first
+      epochs are left out, the discriminator needs some steps to win), the mean
+      discriminator loss was
       below :data:`D_WON_LOSS` while the mean ``-log D(fake)`` was above
       :data:`G_LOST_NLL`: the generator got no useful adversarial signal. A
       Wasserstein critic has no such saturation (its gradient penalty keeps it
@@ -117,6 +119,16 @@ class AdversarialModel(GenerativeModel):
     adversarial_phases: ClassVar[tuple[str, ...]] = ("train",)
     #: the current phase (the training loop sets it)
     phase: str = "train"
+    #: whether the generator's adversarial loss is the non-saturating ``-log D(fake)``,
+    #: which gives no signal once the discriminator wins outright (the health check
+    #: looks for that); False for a feature-matching loss (GANomaly), whose gradient
+    #: does not vanish when the discriminator wins
+    saturating_adversarial_loss: ClassVar[bool] = True
+    #: reset the discriminator to its initial weights, and its optimiser's moments, after
+    #: a step whose BCE loss fell below this (the GANomaly authors' code re-initialises
+    #: D below 1e-5); None never resets. The resets of an epoch are in the history as
+    #: ``"d_reset"`` (the share of its steps).
+    reset_discriminator_below: ClassVar[float | None] = None
 
     def __init__(self, discriminator: nn.Module, latent_dim: int, *, objective: str = "bce",
                  n_critic: int = 1, gp_weight: float = 0.0) -> None:
@@ -135,6 +147,9 @@ class AdversarialModel(GenerativeModel):
         #: (phase, epoch) -> [sum of (d_loss, fool) over the steps, steps], for the health
         #: check; tensors on the model's device (no synchronisation per step)
         self._duel: dict[tuple[str, int], list[Any]] = {}
+        #: the discriminator's weights at the first adversarial step of the fit, which a
+        #: reset restores (:attr:`reset_discriminator_below`)
+        self._initial_discriminator: dict[str, torch.Tensor] | None = None
 
     # ----------------------------------------------------------- subclass hooks
     def generator_modules(self) -> list[nn.Module]:
@@ -235,8 +250,10 @@ class AdversarialModel(GenerativeModel):
                                  betas=self.betas, fused=fused) for params in groups]
 
     def setup(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
-        """Forget the previous fit's duel record (the health check reads this fit's)."""
+        """Forget the previous fit's duel record (the health check reads this fit's) and
+        the discriminator weights a reset returns to (the first step keeps new ones)."""
         self._duel = {}
+        self._initial_discriminator = None
 
     def train_step(
         self, x: torch.Tensor, optimizers: list[torch.optim.Optimizer]
@@ -246,6 +263,9 @@ class AdversarialModel(GenerativeModel):
         if not self.adversarial:
             return super().train_step(x, optimizers)
         opt_g, opt_d = optimizers
+        if self.reset_discriminator_below is not None and self._initial_discriminator is None:
+            self._initial_discriminator = {k: v.detach().clone() for k, v
+                                           in self.discriminator.state_dict().items()}
         d_parts: dict[str, torch.Tensor] = {}
         for _ in range(self.n_critic):
             with torch.no_grad():
@@ -257,6 +277,12 @@ class AdversarialModel(GenerativeModel):
             for k, v in parts.items():
                 v = v.detach() / self.n_critic
                 d_parts[k] = d_parts[k] + v if k in d_parts else v
+        if self.reset_discriminator_below is not None:
+            reset = bool(d_parts["d_loss"] < self.reset_discriminator_below)
+            if reset:
+                self.discriminator.load_state_dict(self._initial_discriminator)
+                opt_d.state.clear()
+            d_parts["d_reset"] = torch.tensor(float(reset), device=x.device)
         opt_g.zero_grad(set_to_none=True)
         g_parts = self.generator_losses(x)
         g_parts["loss"].backward()
@@ -289,7 +315,7 @@ class AdversarialModel(GenerativeModel):
             return self._duel_advice() or self._collapse_advice(x_val)
 
     def _duel_advice(self) -> str | None:
-        if not self._duel:
+        if not self._duel or not self.saturating_adversarial_loss:
             return None
         epochs = sorted(self._duel)
         epochs = epochs[len(epochs) // 2:]  # the second half of the run (the last epoch)

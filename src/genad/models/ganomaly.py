@@ -27,7 +27,12 @@ class GANomalyModel(AdversarialModel):
     - ``L_con`` (``"con"``): contextual, the absolute difference of ``x`` and ``x_hat``;
     - ``L_lat`` (``"lat"``): the squared difference of ``z`` and ``z_hat``.
 
-    The discriminator is trained with binary cross-entropy (real ``x``, fake ``x_hat``).
+    The discriminator is trained with binary cross-entropy (real ``x``, fake ``x_hat``);
+    as in the authors' code, it is reset to its initial weights after a step whose loss
+    fell below 1e-5. A discriminator that wins is no failure here: the generator's
+    adversarial loss is feature matching, whose gradient does not vanish, and the
+    contextual loss trains the reconstruction regardless (so the "discriminator won
+    outright" health check of :class:`~genad.models.gan.AdversarialModel` is off).
     Early stopping watches ``w_con * L_con + w_lat * L_lat`` on the held-out units (the
     adversarial part is measured by a discriminator that keeps changing).
 
@@ -52,6 +57,10 @@ class GANomalyModel(AdversarialModel):
     """
 
     additive_map = False
+    #: feature matching keeps its gradient when the discriminator wins (no health check)
+    saturating_adversarial_loss = False
+    #: as in the authors' code: a discriminator whose loss falls below 1e-5 starts over
+    reset_discriminator_below = 1e-5
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, encoder2: nn.Module,
                  discriminator: nn.Module, latent_dim: int, *, w_adv: float = 1.0,
