@@ -26,8 +26,8 @@ by itself; letterbox padding does not count in these statistics); then the lette
 padding is cut off and the map is resized to the image's original size (of its crop
 box, when the manifest gives one). The image score is chosen by ``score``:
 ``"model"`` (the model's own score; the maximum over an image's tiles), ``"max"`` (the
-map's maximum) or ``"top_k"`` (the mean of its hottest ``top_k`` share of pixels), both
-over the image's own pixels (never the padding).
+map's maximum) or ``"top_k"`` (the default: the mean of its hottest ``top_k`` share of
+pixels), both over the image's own pixels (never the padding).
 
 Images are decoded lazily, a batch at a time, with a cache of prepared images when they
 fit in ``cache_mb`` (so training epochs do not decode again); arrays are prepared at once.
@@ -266,9 +266,11 @@ class ImageAdapter(Adapter):
         model (for large images with small defects); maps are stitched back.
     tile_overlap : float, default 0.25
         Share of a tile's side that neighbouring tiles overlap, in ``[0, 1)``.
-    score : {"model", "max", "top_k"}, default "model"
-        The image score: the model's own score (the maximum over tiles), the maximum
-        of the normalised map, or the mean of its hottest ``top_k`` share of pixels.
+    score : {"model", "max", "top_k"}, default "top_k"
+        The image score: the model's own score (the maximum over tiles; the papers'
+        scores, such as GANomaly's latent distance), the maximum of the normalised
+        map, or the mean of its hottest ``top_k`` share of pixels (the default: the
+        map discounts what varies among normal images, the model's score does not).
     top_k : float, default 0.01
         Share of pixels averaged by ``score="top_k"``, in ``(0, 1]``.
     smoothing : float, default 1.0
@@ -313,7 +315,7 @@ class ImageAdapter(Adapter):
 
     def __init__(self, size: int | tuple[int, int] | None = None, resize: str = "stretch",
                  channels: int | None = None, tile: int | None = None,
-                 tile_overlap: float = 0.25, score: str = "model", top_k: float = 0.01,
+                 tile_overlap: float = 0.25, score: str = "top_k", top_k: float = 0.01,
                  smoothing: float = 1.0, window: tuple[float, float] | None = None,
                  augment: list[str] | None = None, cache_mb: int = 2048) -> None:
         self.size = size
