@@ -40,7 +40,6 @@ its pixel masks, 761 train images; bottle, 140 train images), at 128 px.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +47,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from benchmarks._shared import data_root, resolve_names
 
 __all__ = [
     "DATASETS",
@@ -94,14 +95,6 @@ MATCH_BIN_WIDTH = 0.01
 MATCH_SEED = 0
 
 
-def data_root() -> Path:
-    """Return the real-data folder: ``$GENAD_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("GENAD_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
 def group_of(dataset: str) -> str:
     """The data folder a data set comes from (``"mnist-3"`` -> ``"mnist"``)."""
     if dataset.startswith("xray-baggage"):
@@ -123,23 +116,9 @@ def resolve_sets(tokens: Sequence[str] | None) -> list[str]:
     ValueError
         A token names neither a group nor a data set.
     """
-    if not tokens:
-        return list(DATASETS)
-    chosen: set[str] = set()
-    for raw in tokens:
-        token = raw.strip().lower()
-        if not token:
-            continue
-        if token == "all":
-            chosen.update(DATASETS)
-        elif token in GROUPS:
-            chosen.update(d for d in DATASETS if group_of(d) == token)
-        elif token in DATASETS:
-            chosen.add(token)
-        else:
-            raise ValueError(f"unknown set {raw!r}; choose from all, {', '.join(GROUPS)}, "
-                             f"or a data set: {', '.join(DATASETS)}")
-    return [d for d in DATASETS if d in chosen]
+    groups = {"all": DATASETS, **{g: [d for d in DATASETS if group_of(d) == g] for g in GROUPS}}
+    return resolve_names(tokens, DATASETS, groups, "set",
+                         f"all, {', '.join(GROUPS)}, or a data set: {', '.join(DATASETS)}")
 
 
 @dataclass
@@ -306,27 +285,29 @@ def brightness_match(intensity: np.ndarray, y: np.ndarray, bin_width: float = MA
 # --------------------------------------------------------------------------- loaders
 
 
-def _manifest(folder: Path, name: str = "manifest.csv") -> pd.DataFrame:
-    return pd.read_csv(folder / name, keep_default_na=False)
+def _content_boxes(frame: pd.DataFrame) -> list[tuple[int, int, int, int]]:
+    cols = ["content_x", "content_y", "content_w", "content_h"]
+    return [tuple(int(v) for v in row) for row in frame[cols].to_numpy()]
+
+
+def _manifest_split(folder: Path, size: int, mode: str, name: str = "manifest.csv",
+                    crop: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode the train and test images a manifest lists (cut to their content boxes if
+    ``crop``); return the test rows, the train and test stacks and the test labels."""
+    m = pd.read_csv(folder / name, keep_default_na=False)
+    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
+    X_tr = _stack([folder / p for p in train["path"]], size, mode,
+                  _content_boxes(train) if crop else None)
+    X_te = _stack([folder / p for p in test["path"]], size, mode,
+                  _content_boxes(test) if crop else None)
+    return test, X_tr, X_te, test["label"].to_numpy().astype(np.int64)
 
 
 def _baggage(root: Path, dataset: str, size: int, mode: str) -> ImageSet:
     from genad.metrics import auroc
 
-    folder = root / "xray-baggage"
-    m = _manifest(folder)
-    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
     crop = dataset == "xray-baggage-crop"
-
-    def boxes(frame: pd.DataFrame) -> list[tuple[int, int, int, int]] | None:
-        if not crop:
-            return None
-        cols = ["content_x", "content_y", "content_w", "content_h"]
-        return [tuple(int(v) for v in row) for row in frame[cols].to_numpy()]
-
-    X_tr = _stack([folder / p for p in train["path"]], size, mode, boxes(train))
-    X_te = _stack([folder / p for p in test["path"]], size, mode, boxes(test))
-    y = test["label"].to_numpy().astype(np.int64)
+    _, X_tr, X_te, y = _manifest_split(root / "xray-baggage", size, mode, crop=crop)
     meta: dict[str, Any] = {
         "protocol": "train on the 320 train negatives, score every test scan "
                     "(100 negatives, 420 with a prohibited item)",
@@ -356,11 +337,7 @@ def _baggage(root: Path, dataset: str, size: int, mode: str) -> ImageSet:
 
 def _gdxray(root: Path, size: int, mode: str) -> ImageSet:
     folder = root / "gdxray"
-    m = _manifest(folder, "castings_manifest.csv")
-    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
-    X_tr = _stack([folder / p for p in train["path"]], size, mode)
-    X_te = _stack([folder / p for p in test["path"]], size, mode)
-    y = test["label"].to_numpy().astype(np.int64)
+    test, X_tr, X_te, y = _manifest_split(folder, size, mode, "castings_manifest.csv")
     masks = np.zeros((len(test), size, size), dtype=np.uint8)
     for i, mask_path in enumerate(test["mask_path"]):
         if mask_path:
@@ -371,12 +348,7 @@ def _gdxray(root: Path, size: int, mode: str) -> ImageSet:
 
 
 def _chest(root: Path, size: int, mode: str) -> ImageSet:
-    folder = root / "chest-xray-pneumonia"
-    m = _manifest(folder)
-    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
-    X_tr = _stack([folder / p for p in train["path"]], size, mode)
-    X_te = _stack([folder / p for p in test["path"]], size, mode)
-    y = test["label"].to_numpy().astype(np.int64)
+    test, X_tr, X_te, y = _manifest_split(root / "chest-xray-pneumonia", size, mode)
     return ImageSet("chest-xray-pneumonia", "chest-xray-pneumonia", X_tr, X_te, y,
                     test_kind=test["subtype"].to_numpy().astype(str),
                     meta={"protocol": "train on the 1,341 train normals, score the 624 "
@@ -396,12 +368,8 @@ def _pneumoniamnist(root: Path, size: int) -> ImageSet:
 
 def _magnetic(root: Path, size: int, mode: str) -> ImageSet:
     folder = root / "magnetic-tile"
-    m = _manifest(folder)
-    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
-    X_tr = _stack([folder / p for p in train["path"]], size, mode)
-    X_te = _stack([folder / p for p in test["path"]], size, mode)
+    test, X_tr, X_te, y = _manifest_split(folder, size, mode)
     masks = np.stack([_decode_mask(folder / p, size) for p in test["mask_path"]])
-    y = test["label"].to_numpy().astype(np.int64)
     kind = np.where(y == 1, test["defect_type"].to_numpy().astype(str), "good")
     return ImageSet("magnetic-tile", "magnetic-tile", X_tr, X_te, y, masks, kind,
                     {"protocol": "manifest split: 761 train Free, test 191 Free + 392 "
@@ -409,12 +377,7 @@ def _magnetic(root: Path, size: int, mode: str) -> ImageSet:
 
 
 def _bottle(root: Path, size: int, mode: str) -> ImageSet:
-    folder = root / "mvtec-ad"
-    m = _manifest(folder)
-    train, test = m[m["split"] == "train"], m[m["split"] == "test"]
-    X_tr = _stack([folder / p for p in train["path"]], size, mode)
-    X_te = _stack([folder / p for p in test["path"]], size, mode)
-    y = test["label"].to_numpy().astype(np.int64)
+    test, X_tr, X_te, y = _manifest_split(root / "mvtec-ad", size, mode)
     return ImageSet("mvtec-ad", "mvtec-ad-bottle", X_tr, X_te, y,
                     test_kind=test["defect_type"].to_numpy().astype(str),
                     meta={"protocol": "manifest split: 140 train good, test 25 good + 63 "

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._shared import as_scores, jsonable, resolve_specs
 from benchmarks.images.datasets import mean_intensity
-from benchmarks.tabular.models import _as_scores
 
 __all__ = [
     "EPOCHS",
@@ -87,18 +87,6 @@ def to_unit(images: np.ndarray) -> np.ndarray:
     """``uint8`` images ``(N, ...)`` as float64 rows ``(N, features)`` scaled to [0, 1]."""
     images = np.asarray(images)
     return images.reshape(len(images), -1).astype(np.float64) / 255.0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return repr(value)
 
 
 class Contender:
@@ -160,7 +148,7 @@ class PCAContender(Contender):
         return (rows - self.pca.inverse_transform(self.pca.transform(rows))) ** 2
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(self._residual(X).mean(axis=1), len(X), "PCA")
+        return as_scores(self._residual(X).mean(axis=1), len(X), "PCA")
 
     def anomaly_map(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
@@ -168,7 +156,7 @@ class PCAContender(Contender):
         return maps.mean(axis=-1) if maps.ndim == 4 else maps
 
     def params(self) -> dict[str, Any]:
-        return _jsonable(self.pca.get_params())
+        return jsonable(self.pca.get_params())
 
     def extra(self) -> dict[str, Any]:
         return {"pca_components": int(self.pca.n_components_)}
@@ -200,10 +188,10 @@ class IsolationForestContender(Contender):
 
     def score(self, X: np.ndarray) -> np.ndarray:
         rows = to_unit(downsample(X, self.side))
-        return _as_scores(-self.det.score_samples(rows), len(X), "-score_samples")
+        return as_scores(-self.det.score_samples(rows), len(X), "-score_samples")
 
     def params(self) -> dict[str, Any]:
-        return {**_jsonable(self.det.get_params()), "input_side": self.side}
+        return {**jsonable(self.det.get_params()), "input_side": self.side}
 
 
 class MeanIntensityContender(Contender):
@@ -213,7 +201,7 @@ class MeanIntensityContender(Contender):
         return None
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(mean_intensity(X), len(X), "mean intensity")
+        return as_scores(mean_intensity(X), len(X), "mean intensity")
 
     def params(self) -> dict[str, Any]:
         return {"sign": "+1 (brighter = more anomalous)"}
@@ -259,7 +247,7 @@ class GenadContender(Contender):
             self.n_epochs = len(self.epoch_seconds)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(self.det.anomaly_score(X), len(X), "anomaly_score")
+        return as_scores(self.det.anomaly_score(X), len(X), "anomaly_score")
 
     def anomaly_map(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.det.anomaly_map(X), dtype=np.float64)
@@ -272,16 +260,16 @@ class GenadContender(Contender):
         try:
             for choice in ("model", "max", "top_k"):
                 adapter.score = choice
-                out[choice] = _as_scores(self.det.anomaly_score(X), len(X), choice)
+                out[choice] = as_scores(self.det.anomaly_score(X), len(X), choice)
         finally:
             adapter.score = default
         return out
 
     def params(self) -> dict[str, Any]:
         try:
-            return _jsonable(self.det.get_params(deep=False))
+            return jsonable(self.det.get_params(deep=False))
         except Exception:  # noqa: BLE001 - params are informative only
-            return _jsonable(self.kwargs)
+            return jsonable(self.kwargs)
 
 
 # --------------------------------------------------------------------------- registry
@@ -339,8 +327,6 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "never flipped)", lambda seed, ctx, size: MeanIntensityContender()),
 )
 
-_BY_NAME = {s.name: s for s in MODEL_SPECS}
-
 
 def resolve_models(tokens: Sequence[str] | None) -> list[ModelSpec]:
     """Resolve ``--models`` tokens (names, ``all``, ``genad``, ``peers``) to specs, in order.
@@ -350,21 +336,4 @@ def resolve_models(tokens: Sequence[str] | None) -> list[ModelSpec]:
     ValueError
         A token matches no model.
     """
-    if not tokens:
-        return list(MODEL_SPECS)
-    chosen: set[str] = set()
-    for raw in tokens:
-        token = raw.strip().lower()
-        if not token:
-            continue
-        if token == "all":
-            chosen.update(_BY_NAME)
-        elif token in ("genad", "peer", "peers"):
-            family = "genad" if token == "genad" else "peer"
-            chosen.update(s.name for s in MODEL_SPECS if s.family == family)
-        elif token in _BY_NAME:
-            chosen.add(token)
-        else:
-            raise ValueError(f"unknown model {raw!r}; choose from all, genad, peers, "
-                             f"{', '.join(_BY_NAME)}")
-    return [s for s in MODEL_SPECS if s.name in chosen]
+    return resolve_specs(tokens, MODEL_SPECS)

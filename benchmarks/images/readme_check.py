@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -32,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._markdown import fmt, md_table
+from benchmarks._shared import command_line
 from benchmarks.images import datasets as ds
 from benchmarks.images import models as md
 from benchmarks.images.reference import REFERENCES, Check, Reference
-from benchmarks.tabular.report import _fmt, _table
 
 __all__ = ["agreement", "main", "run_check"]
 
@@ -108,9 +108,9 @@ def run_check(refs: Sequence[Reference], root: Path | None = None) -> list[dict[
 def render(rows: Sequence[dict[str, Any]], command: str, started: str) -> str:
     """Markdown of the check."""
     table = [[f"`{r['dataset']}`", r["method"] + (f" — {r['subset']}" if r["subset"] else ""),
-              r["input"], str(r.get("pca_components", "")), _fmt(r["readme_auroc"]),
-              _fmt(r["auroc"], 4), r["auroc_agreement"], _fmt(r["readme_auprc"]),
-              _fmt(r["auprc"], 4), r["auprc_agreement"]] for r in rows]
+              r["input"], str(r.get("pca_components", "")), fmt(r["readme_auroc"]),
+              fmt(r["auroc"], 4), r["auroc_agreement"], fmt(r["readme_auprc"]),
+              fmt(r["auprc"], 4), r["auprc_agreement"]] for r in rows]
     counts = {k: sum(r["auroc_agreement"] == k for r in rows)
               for k in ("matches", "close", "mismatch")}
     return "\n".join([
@@ -119,8 +119,8 @@ def render(rows: Sequence[dict[str, Any]], command: str, started: str) -> str:
         f"code under each README's protocol (started {started} UTC). AUROC: "
         f"{counts['matches']} match to 3 decimals, {counts['close']} within 0.01, "
         f"{counts['mismatch']} further off.", "",
-        *_table(["data set", "method", "input", "k", "README AUROC", "ours", "",
-                 "README AUPRC", "ours", ""], table, "llllrrlrrl"),
+        *md_table(["data set", "method", "input", "k", "README AUROC", "ours", "",
+                   "README AUPRC", "ours", ""], table, "llllrrlrrl"),
         "", "`k`: the PCA components kept. `matches` = ours rounds to the "
         "README figure (at its precision: 3 decimals, 0.82 for the content-box mean), "
         "`close` = within 0.01.", ""])
@@ -135,9 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", default="images-readme-check", help="output file stem")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     args = p.parse_args(argv)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = "python -m benchmarks.images.readme_check" + (
-        " " + shlex.join(argv_list) if argv_list else "")
+    command = command_line("python -m benchmarks.images.readme_check", argv)
     try:
         wanted = set(ds.resolve_sets(args.sets))
     except ValueError as exc:

@@ -17,66 +17,40 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._markdown import (
+    RunIndex,
+    Runs,
+    date_line,
+    fmt,
+    fmt_pm,
+    fmt_rate,
+    fmt_secs,
+    is_ok,
+    md_table,
+    models_table,
+)
+from benchmarks._shared import atomic_write
 from benchmarks.images.datasets import DATASETS
 from benchmarks.images.reference import MNIST_README_MEANS, references_for
-from benchmarks.tabular.report import _fmt, _fmt_pm, _fmt_rate, _fmt_secs, _table
 
 __all__ = ["render", "write_report"]
 
-Runs = list[dict[str, Any]]
 
-
-def _ok(entry: dict[str, Any]) -> bool:
-    return entry.get("status") == "ok"
-
-
-class Results:
+class Results(RunIndex):
     """Index of the runs by data set and model."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self.meta: dict[str, Any] = data.get("meta", {})
-        self.runs: Runs = list(data.get("runs", []))
-        self.model_info: dict[str, dict[str, Any]] = self.meta.get("model_info", {})
+        super().__init__(data)
         self.dataset_meta: dict[str, dict[str, Any]] = self.meta.get("datasets", {})
-        seen = {r["model"] for r in self.runs}
-        self.models = [m for m in self.model_info if m in seen] + sorted(
-            seen - set(self.model_info))
-        self.by: dict[tuple[str, str], Runs] = defaultdict(list)
-        for r in self.runs:
-            self.by[(r["dataset"], r["model"])].append(r)
         names = {r["dataset"] for r in self.runs}
         self.datasets = [d for d in DATASETS if d in names] + sorted(names - set(DATASETS))
-
-    def family(self, model: str) -> str:
-        return str(self.model_info.get(model, {}).get("family", "?"))
-
-    def entries(self, dataset: str, model: str) -> Runs:
-        return sorted(self.by.get((dataset, model), []), key=lambda r: r["seed"])
-
-    def values(self, dataset: str, model: str, key: str) -> list[float]:
-        return [float(r[key]) for r in self.entries(dataset, model)
-                if _ok(r) and isinstance(r.get(key), (int, float))]
-
-    def mean(self, dataset: str, model: str, key: str) -> float | None:
-        vals = self.values(dataset, model, key)
-        return float(np.mean(vals)) if vals else None
-
-    def complete(self, dataset: str, model: str) -> bool:
-        ents = self.entries(dataset, model)
-        return bool(ents) and all(_ok(r) for r in ents)
-
-    def seeds_text(self, dataset: str, model: str) -> str:
-        ents = self.entries(dataset, model)
-        return f"{sum(_ok(r) for r in ents)}/{len(ents)}"
 
     def mnist(self) -> list[str]:
         return [d for d in self.datasets if d.startswith("mnist-")]
 
     def mnist_mean(self, model: str, key: str) -> tuple[float | None, int]:
         """Mean over the digits the model completed (seed means first) and their count."""
-        vals = [self.mean(d, model, key) for d in self.mnist() if self.complete(d, model)]
-        clean = [v for v in vals if v is not None]
-        return (float(np.mean(clean)) if clean else None, len(clean))
+        return self.mean_over_complete(self.mnist(), model, key)
 
 
 # --------------------------------------------------------------------------- sections
@@ -94,11 +68,7 @@ def _header(res: Results) -> list[str]:
     if len(invocations) > 1:
         lines.append("- **Made by these commands** (resumed or merged): " + "; ".join(
             f"`{i.get('command')}` ({i.get('started')})" for i in invocations[:-1]))
-    finished = last.get("finished")
-    wall = last.get("wall_seconds")
-    lines.append(f"- **Date (UTC):** started {last.get('started', '?')}, "
-                 + (f"finished {finished}" if finished else "**in progress or interrupted**")
-                 + (f", {wall / 60:.1f} min" if wall else ""))
+    lines.append(date_line(last))
     load = [x[0] for x in (last.get("load_avg_start"), last.get("load_avg_now")) if x]
     lines.append(
         f"- **Machine:** {machine.get('cpu_count', '?')} CPU cores "
@@ -139,7 +109,7 @@ def _summary(res: Results) -> list[str]:
         if d.startswith("mnist-"):
             continue
         rows.append([f"`{d}`", _res_text(res.dataset_meta.get(d, {}))]
-                    + [_fmt_pm(res.values(d, m, "image_auroc")) if res.entries(d, m) else ""
+                    + [fmt_pm(res.values(d, m, "image_auroc")) if res.entries(d, m) else ""
                        for m in res.models])
     digits = res.mnist()
     if digits:
@@ -148,10 +118,10 @@ def _summary(res: Results) -> list[str]:
         for m in res.models:
             value, n = res.mnist_mean(m, "image_auroc")
             row.append("" if not any(res.entries(d, m) for d in digits) else
-                       _fmt(value) + ("" if n == len(digits) else f" ({n}/{len(digits)})"))
+                       fmt(value) + ("" if n == len(digits) else f" ({n}/{len(digits)})"))
         rows.append(row)
     lines = ["## Summary: image AUROC", ""]
-    lines += _table(header, rows, "ll" + "r" * len(res.models))
+    lines += md_table(header, rows, "ll" + "r" * len(res.models))
     lines += ["", "Mean ± std over seeds (one figure: one seed, or identical across seeds). "
               "Per-set tables below add AUPRC, pixel metrics, costs and the README's "
               "reference figures.", ""]
@@ -168,20 +138,20 @@ def _set_table(res: Results, dataset: str) -> list[str]:
             continue
         epochs = sorted({r["n_epochs"] for r in ents if r.get("n_epochs") is not None})
         mem = [r["peak_rss_delta_mib"] for r in ents
-               if _ok(r) and r.get("peak_rss_delta_mib") is not None]
+               if is_ok(r) and r.get("peak_rss_delta_mib") is not None]
         rows.append([
             f"`{m}`", res.family(m),
-            _fmt_pm(res.values(dataset, m, "image_auroc")),
-            _fmt_pm(res.values(dataset, m, "image_auprc")),
-            _fmt_pm(res.values(dataset, m, "pixel_auroc")),
-            _fmt_pm(res.values(dataset, m, "aupro")),
-            _fmt_secs(res.mean(dataset, m, "fit_seconds")),
-            _fmt_secs(res.mean(dataset, m, "seconds_per_epoch")),
+            fmt_pm(res.values(dataset, m, "image_auroc")),
+            fmt_pm(res.values(dataset, m, "image_auprc")),
+            fmt_pm(res.values(dataset, m, "pixel_auroc")),
+            fmt_pm(res.values(dataset, m, "aupro")),
+            fmt_secs(res.mean(dataset, m, "fit_seconds")),
+            fmt_secs(res.mean(dataset, m, "seconds_per_epoch")),
             "/".join(map(str, epochs)) or "–",
-            _fmt_rate(res.mean(dataset, m, "images_per_s")),
-            _fmt(max(mem), 0) if mem else "–",
+            fmt_rate(res.mean(dataset, m, "images_per_s")),
+            fmt(max(mem), 0) if mem else "–",
             res.seeds_text(dataset, m)])
-    return _table(header, rows, "ll" + "r" * (len(header) - 2))
+    return md_table(header, rows, "ll" + "r" * (len(header) - 2))
 
 
 def _kind_table(res: Results, dataset: str) -> list[str]:
@@ -195,14 +165,14 @@ def _kind_table(res: Results, dataset: str) -> list[str]:
         return []
     rows = []
     for m in res.models:
-        ents = [r for r in res.entries(dataset, m) if _ok(r) and r.get("image_auroc_by_kind")]
+        ents = [r for r in res.entries(dataset, m) if is_ok(r) and r.get("image_auroc_by_kind")]
         if not ents:
             continue
-        rows.append([f"`{m}`"] + [_fmt_pm([r["image_auroc_by_kind"][k] for r in ents
+        rows.append([f"`{m}`"] + [fmt_pm([r["image_auroc_by_kind"][k] for r in ents
                                            if r["image_auroc_by_kind"].get(k) is not None])
                                   for k in kinds])
     return (["", "Image AUROC of the test normals against each defect type alone:", ""]
-            + _table(["model"] + [f"normal vs {k}" for k in kinds], rows))
+            + md_table(["model"] + [f"normal vs {k}" for k in kinds], rows))
 
 
 def _score_choice_table(res: Results, dataset: str) -> list[str]:
@@ -210,16 +180,16 @@ def _score_choice_table(res: Results, dataset: str) -> list[str]:
     choices = ("model", "max", "top_k")
     rows = []
     for m in res.models:
-        ents = [r for r in res.entries(dataset, m) if _ok(r) and r.get("image_auroc_by_score")]
+        ents = [r for r in res.entries(dataset, m) if is_ok(r) and r.get("image_auroc_by_score")]
         if ents:
-            rows.append([f"`{m}`"] + [_fmt_pm([r["image_auroc_by_score"][c] for r in ents
+            rows.append([f"`{m}`"] + [fmt_pm([r["image_auroc_by_score"][c] for r in ents
                                                if r["image_auroc_by_score"].get(c) is not None])
                                       for c in choices])
     if not rows:
         return []
     return (["", "Image AUROC of the same fitted genad models under each image-score choice "
              "(`ImageAdapter(score=...)`; the summary uses the default, `model`):", ""]
-            + _table(["model"] + [f"score={c!r}" for c in choices], rows))
+            + md_table(["model"] + [f"score={c!r}" for c in choices], rows))
 
 
 def _ref_table(dataset: str) -> list[str]:
@@ -227,11 +197,11 @@ def _ref_table(dataset: str) -> list[str]:
     if not refs:
         return []
     rows = [[r.kind, r.method + (f" — {r.subset}" if r.subset else ""), r.input,
-             _fmt(r.auroc), _fmt(r.auprc), r.source] for r in refs]
+             fmt(r.auroc), fmt(r.auprc), r.source] for r in refs]
     return (["", "Reference figures from the data README (README baselines use their own "
              "input size and settings, given here; `python -m benchmarks.images.readme_check`"
              " reruns them):", ""]
-            + _table(["kind", "method", "input", "AUROC", "AUPRC", "source"], rows, "lllrrl"))
+            + md_table(["kind", "method", "input", "AUROC", "AUPRC", "source"], rows, "lllrrl"))
 
 
 def _matching(meta: dict[str, Any]) -> list[str]:
@@ -247,9 +217,9 @@ def _matching(meta: dict[str, Any]) -> list[str]:
         f"each bin `min(normals, anomalies)` of each class drawn with "
         f"`numpy.random.default_rng({info['seed']})`. Kept {info.get('n_kept_per_class')} "
         f"per class. **Mean-intensity AUROC on this subset: "
-        f"{_fmt(info.get('mean_intensity_auroc'))}** (full test set: "
-        f"{_fmt(info.get('mean_intensity_auroc_before'))}). Bins holding both classes:", ""]\
-        + _table(["bin", "normals", "anomalies", "kept per class"], rows) \
+        f"{fmt(info.get('mean_intensity_auroc'))}** (full test set: "
+        f"{fmt(info.get('mean_intensity_auroc_before'))}). Bins holding both classes:", ""]\
+        + md_table(["bin", "normals", "anomalies", "kept per class"], rows) \
         + ["", f"{empty_one_side} other non-empty bins held one class only and were dropped.",
            "" if info.get("n_kept_per_class", 0) >= 50 else
            "With so few test images an AUROC moves by about ±0.1 between equally good "
@@ -258,7 +228,7 @@ def _matching(meta: dict[str, Any]) -> list[str]:
 
 def _pixel_notes(res: Results, dataset: str) -> list[str]:
     notes = sorted({r["pixel_status"] for m in res.models for r in res.entries(dataset, m)
-                    if _ok(r) and r.get("pixel_status") not in (None, "ok")
+                    if is_ok(r) and r.get("pixel_status") not in (None, "ok")
                     and not str(r.get("pixel_status")).startswith(("no masks", "the model"))})
     return ["", "Pixel metrics: " + "; ".join(notes) + "."] if notes else []
 
@@ -307,20 +277,20 @@ def _mnist_section(res: Results) -> list[str]:
         rows = []
         for d in digits:
             rows.append([d.split("-")[1]]
-                        + [_fmt_pm(res.values(d, m, key)) if res.entries(d, m) else ""
+                        + [fmt_pm(res.values(d, m, key)) if res.entries(d, m) else ""
                            for m in res.models]
-                        + [_fmt(readme.get(d, {}).get(m, (None, None))[index]) for m in methods])
+                        + [fmt(readme.get(d, {}).get(m, (None, None))[index]) for m in methods])
         mean_row = ["**mean**"]
         for m in res.models:
             value, n = res.mnist_mean(m, key)
-            mean_row.append(f"**{_fmt(value)}**" + ("" if n == len(digits) else f" ({n})"))
-        mean_row += [f"**{_fmt(MNIST_README_MEANS[m])}**" if index == 0 and len(digits) == 10
+            mean_row.append(f"**{fmt(value)}**" + ("" if n == len(digits) else f" ({n})"))
+        mean_row += [f"**{fmt(MNIST_README_MEANS[m])}**" if index == 0 and len(digits) == 10
                      else "" for m in methods]
         rows.append(mean_row)
-        lines += [f"### {title} per anomaly digit", ""] + _table(header, rows) + [""]
+        lines += [f"### {title} per anomaly digit", ""] + md_table(header, rows) + [""]
     rows = []
     for m in res.models:
-        ents = [r for d in digits for r in res.entries(d, m) if _ok(r)]
+        ents = [r for d in digits for r in res.entries(d, m) if is_ok(r)]
         if not ents:
             continue
 
@@ -329,17 +299,17 @@ def _mnist_section(res: Results) -> list[str]:
             return float(np.median(vals)) if vals else None
 
         mem = [r["peak_rss_delta_mib"] for r in ents if r.get("peak_rss_delta_mib") is not None]
-        rows.append([f"`{m}`", _fmt_secs(med("fit_seconds")), _fmt_secs(med("seconds_per_epoch")),
-                     _fmt_rate(med("images_per_s")), _fmt(max(mem), 0) if mem else "–",
+        rows.append([f"`{m}`", fmt_secs(med("fit_seconds")), fmt_secs(med("seconds_per_epoch")),
+                     fmt_rate(med("images_per_s")), fmt(max(mem), 0) if mem else "–",
                      str(len(ents))])
     lines += ["### MNIST costs per model (median over digits and seeds)", ""]
-    lines += _table(["model", "fit s", "s/epoch", "images/s", "max peak ΔRSS MiB", "ok runs"],
+    lines += md_table(["model", "fit s", "s/epoch", "images/s", "max peak ΔRSS MiB", "ok runs"],
                     rows)
     return lines + [""]
 
 
 def _failures(res: Results) -> list[str]:
-    bad = [r for r in res.runs if not _ok(r)]
+    bad = [r for r in res.runs if not is_ok(r)]
     lines = ["## Failures", ""]
     if not bad:
         return lines + ["None: every run finished with finite scores.", ""]
@@ -352,13 +322,11 @@ def _failures(res: Results) -> list[str]:
             for (model, status, stage), where in groups.items()]
     lines += [f"{len(bad)} of {len(res.runs)} runs failed. Each row is one distinct error "
               "with every (data set, seed) it occurred on.", ""]
-    return lines + _table(["model", "stage", "status", "runs"], rows, "llll") + [""]
+    return lines + md_table(["model", "stage", "status", "runs"], rows, "llll") + [""]
 
 
 def _models(res: Results) -> list[str]:
-    rows = [[f"`{m}`", res.family(m), res.model_info.get(m, {}).get("description", "")]
-            for m in res.models]
-    return (["## Models", ""] + _table(["model", "family", "configuration"], rows, "lll")
+    return (models_table(res)
             + ["", "Every model receives the same uint8 arrays at the data set's resolution "
                "(Pillow decoding, bilinear resize; masks nearest). Score: higher = more "
                "anomalous; no sign is ever chosen on a test set. Costs: `fit s` is the wall "
@@ -383,7 +351,4 @@ def render(data: dict[str, Any]) -> str:
 
 def write_report(data: dict[str, Any], path: Path) -> None:
     """Render ``data`` and write it to ``path`` (atomically)."""
-    text = render(data)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, render(data))

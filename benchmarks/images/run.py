@@ -21,7 +21,6 @@ import gc
 import json
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -33,10 +32,21 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._shared import (
+    PeakRSS,
+    command_line,
+    error_text,
+    load_parts,
+    log,
+    merge_parts,
+    report_only,
+    save_results,
+    time_best,
+    warning_messages,
+)
 from benchmarks.images import datasets as ds
 from benchmarks.images import models as md
 from benchmarks.images.report import write_report
-from benchmarks.tabular.run import PeakRSS, _atomic_write
 
 __all__ = ["build_parser", "main", "merge_results", "run_one"]
 
@@ -50,14 +60,8 @@ RUN_KEYS = ("group", "dataset", "model", "family", "seed", "status", "image_auro
             "n_epochs", "images_per_s", "peak_rss_delta_mib")
 
 
-def log(message: str) -> None:
-    """Print a progress line to stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")
-    return text if len(text) <= 400 else text[:397] + "..."
+    return error_text(exc, limit=400, one_line=True)
 
 
 def _nonfinite(values: np.ndarray) -> str | None:
@@ -144,15 +148,10 @@ def run_one(spec: md.ModelSpec, data: ds.ImageSet, seed: int, ctx: md.BuildConte
             entry.update(det.extra())
 
             stage = "score"
-            timings, scores = [], None
-            for _ in range(max(1, score_repeats)):
-                t0 = time.perf_counter()
-                out = det.score(data.test)
-                timings.append(time.perf_counter() - t0)
-                scores = out if scores is None else scores
+            scores, best = time_best(det.score, data.test, score_repeats)
             assert scores is not None
-            entry["score_seconds_best"] = min(timings)
-            entry["images_per_s"] = len(data.test) / max(min(timings), 1e-12)
+            entry["score_seconds_best"] = best
+            entry["images_per_s"] = len(data.test) / max(best, 1e-12)
             problem = _nonfinite(scores)
             if problem is not None:
                 raise FloatingPointError(f"scores: {problem}")
@@ -191,7 +190,7 @@ def run_one(spec: md.ModelSpec, data: ds.ImageSet, seed: int, ctx: md.BuildConte
     finally:
         mem.stop()
     entry["peak_rss_delta_mib"] = mem.delta_mib
-    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    messages = warning_messages(caught)
     if messages:
         entry["warnings"] = [m[:300] for m in messages[:5]]
     return entry
@@ -287,16 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
-def _save(results: dict[str, Any], json_path: Path, md_path: Path) -> None:
-    _atomic_write(json_path, json.dumps(results, indent=1, default=str) + "\n")
-    write_report(results, md_path)
-
-
-def parts_dir(json_path: Path) -> Path:
-    """Folder that keeps the parts merged into ``json_path``: ``<out>/<name>/parts``."""
-    return json_path.with_suffix("") / "parts"
-
-
 def merge_results(parts: Sequence[dict[str, Any]], stems: Sequence[str], command: str
                   ) -> dict[str, Any]:
     """Merge results of part runs: runs keyed by (data set, seed, model), later parts win.
@@ -305,43 +294,24 @@ def merge_results(parts: Sequence[dict[str, Any]], stems: Sequence[str], command
     command), the union of sets, seeds and models, every data set's description, and
     ``merged_from``. Per-epoch time lists are dropped (their mean and count stay).
     """
-    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for part in parts:
-        for r in part["runs"]:
-            runs[(r["dataset"], r["seed"], r["model"])] = {
-                k: v for k, v in r.items() if k != "epoch_seconds"}
-    meta = json.loads(json.dumps(parts[0]["meta"]))
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    meta["invocations"] = [i for p in parts for i in p["meta"].get("invocations", [])]
-    meta["invocations"].append({"command": command, "started": now, "finished": now})
-    settings = meta.setdefault("settings", {})
-    for key in ("sets", "seeds", "models"):
-        values = [v for p in parts for v in p["meta"].get("settings", {}).get(key, [])]
-        settings[key] = sorted(set(values)) if key == "seeds" else list(dict.fromkeys(values))
-    settings["merged_from"] = [f"{s}.json" for s in stems]
+    merged = merge_parts(parts, stems, command, sorted_keys=("seeds",))
+    meta = merged["meta"]
     meta["datasets"] = {k: v for p in parts for k, v in p["meta"].get("datasets", {}).items()}
     meta["model_info"] = {k: v for p in parts
                           for k, v in p["meta"].get("model_info", {}).items()}
-    return {"meta": meta, "runs": list(runs.values())}
+    return merged
 
 
 def _merge(out_dir: Path, stems: list[str], json_path: Path, md_path: Path,
            command: str) -> int:
-    parts = []
-    for stem in stems:
-        candidates = [out_dir / f"{stem}.json", parts_dir(json_path) / f"{stem}.json"]
-        found = [c for c in candidates if c.exists()]
-        if len(found) != 1:
-            where = " and ".join(map(str, candidates))
-            log(f"part {stem!r}: " + (f"no results file at {where}" if not found else
-                                      f"results files at both {where}; keep one"))
-            return 2
-        parts.append(json.loads(found[0].read_text()))
+    parts = load_parts(out_dir, stems, json_path)
+    if parts is None:
+        return 2
     if not parts:
         log("--merge needs at least one stem")
         return 2
     merged = merge_results(parts, stems, command)
-    _save(merged, json_path, md_path)
+    save_results(merged, json_path, md_path, write_report)
     log(f"merged {len(stems)} files, {len(merged['runs'])} runs -> {json_path}, {md_path}")
     return 0
 
@@ -353,8 +323,7 @@ def _dataset_meta(data: ds.ImageSet) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit status."""
     args = build_parser().parse_args(argv)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = "python -m benchmarks.images" + (" " + shlex.join(argv_list) if argv_list else "")
+    command = command_line("python -m benchmarks.images", argv)
     out_dir = Path(args.out)
     stem = args.name or ("images-quick" if args.quick else "images")
     json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
@@ -362,12 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.merge is not None:
         return _merge(out_dir, _split_tokens(args.merge) or [], json_path, md_path, command)
     if args.report_only:
-        if not json_path.exists():
-            log(f"no results file at {json_path}")
-            return 2
-        write_report(json.loads(json_path.read_text()), md_path)
-        log(f"wrote {md_path}")
-        return 0
+        return report_only(json_path, md_path, write_report)
 
     try:
         specs = md.resolve_models(_split_tokens(args.models))
@@ -431,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def save() -> None:
         invocation["load_avg_now"] = list(os.getloadavg())
         meta["versions"] = _versions()
-        _save({"meta": meta, "runs": runs}, json_path, md_path)
+        save_results({"meta": meta, "runs": runs}, json_path, md_path, write_report)
 
     total = len(datasets) * len(seeds) * len(specs)
     log(f"{command}\n{len(datasets)} data sets x {len(seeds)} seeds x {len(specs)} models = "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.tabular.run import _atomic_write
+from benchmarks._shared import atomic_write
 
 SIDE, N_FIT, N_SCORE, PASSES = 128, 256, 1024, 3
 
@@ -52,8 +52,8 @@ def main() -> None:
         "genad": genad.__version__,
     }
     out = Path(__file__).resolve().parents[1] / "results"
-    _atomic_write(out / "images-speed.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(out / "images-speed.md", "\n".join([
+    atomic_write(out / "images-speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write(out / "images-speed.md", "\n".join([
         f"# `{result['command']}`", "",
         f"- {result['model']}, {result['input']}, best of {PASSES} passes: "
         f"**{result['images_per_s']:.0f} images/s** (target >= 200).",

@@ -24,7 +24,6 @@ normals.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from benchmarks._shared import data_root
 
 __all__ = [
     "ALL_GROUPS",
@@ -65,14 +66,6 @@ QUICK_ADBENCH: tuple[str, ...] = (
 
 NSL_KDD_CATEGORICAL: tuple[str, ...] = ("protocol_type", "service", "flag")
 NSL_KDD_DROP: tuple[str, ...] = ("label", "difficulty")
-
-
-def data_root() -> Path:
-    """Return the real-data folder: ``$GENAD_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("GENAD_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 @dataclass

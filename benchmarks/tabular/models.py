@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._shared import as_scores, jsonable, resolve_specs
+
 __all__ = [
     "MATCHED",
     "MODEL_SPECS",
@@ -129,25 +131,6 @@ class Contender:
         return {}
 
 
-def _as_scores(values: Any, n_rows: int, source: str) -> np.ndarray:
-    """Convert to a 1-D float64 array; raise if the shape is not ``(n_rows,)``."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (n_rows,):
-        raise ValueError(f"{source} returned shape {arr.shape}, expected ({n_rows},)")
-    return arr
-
-
-def _jsonable(value: Any) -> Any:
-    """Best-effort conversion of a parameter value for JSON."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)
-
-
 # --------------------------------------------------------------------------- genad
 
 #: Raised by :func:`import_genad` when genad is not installed. It starts with "cannot
@@ -206,7 +189,7 @@ class GenadContender(Contender):
             self.n_epochs = len(self.epoch_seconds)
 
     def score(self, X: Any) -> np.ndarray:
-        return _as_scores(self.det.anomaly_score(X), len(X), "anomaly_score")
+        return as_scores(self.det.anomaly_score(X), len(X), "anomaly_score")
 
     def predict(self, X: Any, X_train: Any) -> tuple[np.ndarray, str]:
         pred = np.asarray(self.det.predict(X))
@@ -221,10 +204,10 @@ class GenadContender(Contender):
         get_params = getattr(self.det, "get_params", None)
         if callable(get_params):
             try:
-                return _jsonable(get_params())
+                return jsonable(get_params())
             except Exception:  # noqa: BLE001 - params are informative only
                 pass
-        return _jsonable(self.kwargs)
+        return jsonable(self.kwargs)
 
 
 def _genad_factory(class_name: str, extra: dict[str, Any]) -> Callable[..., Contender]:
@@ -252,13 +235,13 @@ class PyodContender(Contender):
         self.det.fit(X)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(self.det.decision_function(X), len(X), "decision_function")
+        return as_scores(self.det.decision_function(X), len(X), "decision_function")
 
     def train_scores(self, X_train: np.ndarray) -> np.ndarray:
         return np.asarray(self.det.decision_scores_, dtype=np.float64)
 
     def params(self) -> dict[str, Any]:
-        return _jsonable(self.det.get_params())
+        return jsonable(self.det.get_params())
 
 
 class PyodDeepContender(PyodContender):
@@ -301,10 +284,10 @@ class IsolationForestContender(Contender):
         self.det.fit(X)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        return _as_scores(-self.det.score_samples(X), len(X), "-score_samples")
+        return as_scores(-self.det.score_samples(X), len(X), "-score_samples")
 
     def params(self) -> dict[str, Any]:
-        return _jsonable(self.det.get_params())
+        return jsonable(self.det.get_params())
 
 
 def _pyod_device(ctx: BuildContext) -> str | None:
@@ -436,8 +419,6 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               neural=False),
 )
 
-_BY_NAME = {spec.name.lower(): spec for spec in MODEL_SPECS}
-
 
 def resolve_models(tokens: Sequence[str] | None) -> list[ModelSpec]:
     """Resolve ``--models`` tokens to specs, in registry order.
@@ -451,24 +432,4 @@ def resolve_models(tokens: Sequence[str] | None) -> list[ModelSpec]:
     ValueError
         A token matches no model.
     """
-    if not tokens:
-        return list(MODEL_SPECS)
-    chosen: set[str] = set()
-    for raw in tokens:
-        token = raw.strip().lower()
-        if not token:
-            continue
-        if token == "all":
-            matches = [s.name for s in MODEL_SPECS]
-        elif token in ("genad", "peers", "peer"):
-            family = "genad" if token == "genad" else "peer"
-            matches = [s.name for s in MODEL_SPECS if s.family == family]
-        elif token in _BY_NAME:
-            matches = [_BY_NAME[token].name]
-        else:
-            matches = [s.name for s in MODEL_SPECS if s.name.lower().startswith(token + "-")]
-        if not matches:
-            names = ", ".join(s.name for s in MODEL_SPECS)
-            raise ValueError(f"unknown model {raw!r}; choose from all, genad, peers, {names}")
-        chosen.update(matches)
-    return [s for s in MODEL_SPECS if s.name in chosen]
+    return resolve_specs(tokens, MODEL_SPECS, prefixes=True)

@@ -25,49 +25,25 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._markdown import (
+    RunIndex,
+    date_line,
+    fmt,
+    fmt_pm,
+    fmt_rate,
+    fmt_secs,
+    is_ok,
+    md_table,
+    models_table,
+)
+from benchmarks._shared import atomic_write
+
 __all__ = ["render", "write_report"]
 
 GROUP_TITLES = {"creditcard": "Credit-card fraud", "nsl-kdd": "NSL-KDD", "adbench": "ADBench"}
 MET, MISSED, NA = "**met**", "**missed**", "n/a"
 
-Runs = list[dict[str, Any]]
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def _fmt_pm(values: Sequence[float], digits: int = 3) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return _fmt(values[0], digits)
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
-
-
-def _fmt_rate(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= 1e6:
-        return f"{value / 1e6:.2f} M"
-    if value >= 1e3:
-        return f"{value / 1e3:.1f} k"
-    return f"{value:.0f}"
-
-
-def _fmt_secs(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 1:
-        return f"{value:.1f}"
-    return f"{value:.3f}"
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -75,34 +51,12 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
-    """Markdown table; ``align`` gives one of l/r per column (default: first l, rest r)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    sep = ["---" if a == "l" else "---:" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def _ok(entry: dict[str, Any]) -> bool:
-    return entry.get("status") == "ok"
-
-
-class Results:
+class Results(RunIndex):
     """Index of the runs by data set and model, with the aggregations the report needs."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self.meta: dict[str, Any] = data.get("meta", {})
-        self.runs: Runs = list(data.get("runs", []))
-        self.model_info: dict[str, dict[str, Any]] = self.meta.get("model_info", {})
-        order = list(self.model_info) or []
-        seen = {r["model"] for r in self.runs}
-        self.models = [m for m in order if m in seen] + sorted(seen - set(order))
-        self.by: dict[tuple[str, str], Runs] = defaultdict(list)
-        self.group_of: dict[str, str] = {}
-        for r in self.runs:
-            self.by[(r["dataset"], r["model"])].append(r)
-            self.group_of[r["dataset"]] = r["group"]
+        super().__init__(data)
+        self.group_of: dict[str, str] = {r["dataset"]: r["group"] for r in self.runs}
         self.datasets = self._dataset_order()
 
     def _dataset_order(self) -> list[str]:
@@ -123,37 +77,15 @@ class Results:
     def in_group(self, group: str) -> list[str]:
         return [d for d in self.datasets if self.group_of[d] == group]
 
-    def entries(self, dataset: str, model: str) -> Runs:
-        return sorted(self.by.get((dataset, model), []), key=lambda r: r["seed"])
-
-    def values(self, dataset: str, model: str, key: str) -> list[float]:
-        return [float(r[key]) for r in self.entries(dataset, model)
-                if _ok(r) and r.get(key) is not None]
-
-    def mean(self, dataset: str, model: str, key: str) -> float | None:
-        vals = self.values(dataset, model, key)
-        return float(np.mean(vals)) if vals else None
-
-    def complete(self, dataset: str, model: str) -> bool:
-        ents = self.entries(dataset, model)
-        return bool(ents) and all(_ok(r) for r in ents)
-
     def group_mean(
         self, group: str, model: str, key: str, only: Sequence[str] | None = None
     ) -> tuple[float | None, int]:
         """Mean over the group's data sets (seed means first) where the model is complete."""
-        sets = [d for d in (only if only is not None else self.in_group(group))
-                if self.complete(d, model)]
-        vals = [self.mean(d, model, key) for d in sets]
-        clean = [v for v in vals if v is not None]
-        return (float(np.mean(clean)) if clean else None, len(clean))
+        return self.mean_over_complete(only if only is not None else self.in_group(group),
+                                       model, key)
 
     def common_sets(self, group: str, models: Sequence[str]) -> list[str]:
         return [d for d in self.in_group(group) if all(self.complete(d, m) for m in models)]
-
-    def seeds_text(self, dataset: str, model: str) -> str:
-        ents = self.entries(dataset, model)
-        return f"{sum(_ok(r) for r in ents)}/{len(ents)}"
 
 
 # --------------------------------------------------------------------------- sections
@@ -174,11 +106,7 @@ def _header(res: Results) -> list[str]:
         earlier = "; ".join(f"`{i.get('command')}` ({i.get('started')})"
                             for i in invocations[:-1])
         lines.append(f"- **Resumed or merged** from entries recorded by: {earlier}")
-    finished = last.get("finished")
-    status = f"finished {finished}" if finished else "**in progress or interrupted**"
-    wall = last.get("wall_seconds")
-    wall_text = f", {wall / 60:.1f} min" if wall else ""
-    lines.append(f"- **Date (UTC):** started {last.get('started', '?')}, {status}{wall_text}")
+    lines.append(date_line(last))
     load = last.get("load_avg_start")
     load_text = ""
     if load:
@@ -220,12 +148,7 @@ def _header(res: Results) -> list[str]:
 
 
 def _models_section(res: Results) -> list[str]:
-    rows = []
-    for m in res.models:
-        info = res.model_info.get(m, {})
-        rows.append([f"`{m}`", res.family(m), info.get("description", "")])
-    lines = ["## Models", ""]
-    lines += _table(["model", "family", "configuration"], rows, "lll")
+    lines = models_table(res)
     lines += [
         "",
         "genad models get the raw inputs (NSL-KDD as a DataFrame with its string columns). "
@@ -256,20 +179,20 @@ def _summary(res: Results) -> list[str]:
         if ad_sets:
             auroc, n = res.group_mean("adbench", m, "auroc")
             auprc, _ = res.group_mean("adbench", m, "auprc")
-            row += [_fmt(auroc), _fmt(auprc), f"{n}/{len(ad_sets)}"]
+            row += [fmt(auroc), fmt(auprc), f"{n}/{len(ad_sets)}"]
         if has_cc:
-            row += [_fmt_pm(res.values("creditcard", m, "auroc"), 4),
-                    _fmt_pm(res.values("creditcard", m, "auprc"), 4)]
+            row += [fmt_pm(res.values("creditcard", m, "auroc"), 4),
+                    fmt_pm(res.values("creditcard", m, "auprc"), 4)]
         if has_kdd:
-            row += [_fmt_pm(res.values("nsl-kdd", m, "auroc"), 4),
-                    _fmt_pm(res.values("nsl-kdd", m, "auprc"), 4),
-                    _fmt_pm(res.values("nsl-kdd", m, "f1"), 3)]
-        n_fail = sum(not _ok(r) for r in res.runs if r["model"] == m)
+            row += [fmt_pm(res.values("nsl-kdd", m, "auroc"), 4),
+                    fmt_pm(res.values("nsl-kdd", m, "auprc"), 4),
+                    fmt_pm(res.values("nsl-kdd", m, "f1"), 3)]
+        n_fail = sum(not is_ok(r) for r in res.runs if r["model"] == m)
         n_all = sum(r["model"] == m for r in res.runs)
         row.append(f"{n_fail}/{n_all}" if n_fail else "0")
         rows.append(row)
     lines = ["## Summary", ""]
-    lines += _table(header, rows, "ll" + "r" * (len(header) - 2))
+    lines += md_table(header, rows, "ll" + "r" * (len(header) - 2))
     lines += [
         "",
         "ADBench: mean over seeds, then over the sets on which the model ran ok for every "
@@ -296,7 +219,7 @@ def _best(res: Results, models: Sequence[str], dataset_or_group: str, key: str,
 
 
 def _who(model: str | None, value: float | None, digits: int = 4) -> str:
-    return f"{_fmt(value, digits)} (`{model}`)" if model else "no result"
+    return f"{fmt(value, digits)} (`{model}`)" if model else "no result"
 
 
 def _targets(res: Results) -> list[str]:
@@ -347,7 +270,7 @@ def _targets(res: Results) -> list[str]:
             p_v, n = res.group_mean("adbench", p, "auroc", common)
             ok = None if g_v is None or p_v is None or not common else g_v > p_v
             wins.append(ok)
-            ad_rows.append([f"`{p}`", f"{n}/{n_all}", _who(g_m, g_v, 3), _fmt(p_v, 3),
+            ad_rows.append([f"`{p}`", f"{n}/{n_all}", _who(g_m, g_v, 3), fmt(p_v, 3),
                             NA if ok is None else ("✓" if ok else "✗")])
         n_win = sum(w is True for w in wins)
         n_lost = sum(w is False for w in wins)
@@ -383,8 +306,8 @@ def _targets(res: Results) -> list[str]:
                     if ok is not None:
                         verdicts.append(ok)
                     lines_detail.append([
-                        f"`{g_model}` vs `{p_model}`", where, key.upper(), _fmt(g_v, 4),
-                        _fmt(p_v, 4), NA if ok is None else ("✓" if ok else "✗")])
+                        f"`{g_model}` vs `{p_model}`", where, key.upper(), fmt(g_v, 4),
+                        fmt(p_v, 4), NA if ok is None else ("✓" if ok else "✗")])
     issue_rows = [r for r in lines_detail if r[1].startswith("ADBench") and r[2] == "AUROC"]
     if issue_rows:
         won = [r[-1] == "✓" for r in issue_rows if r[-1] != NA]
@@ -410,7 +333,7 @@ def _targets(res: Results) -> list[str]:
     if speed_rows:
         ratios = [(d, g / p if g is not None and p else None) for d, g, p in speed_rows]
         ok = None if any(r is None for _, r in ratios) else all(r <= 0.5 for _, r in ratios)
-        figs = "; ".join(f"{d}: {_fmt_secs(g)} s vs {_fmt_secs(p)} s = {_fmt(r, 2)}×"
+        figs = "; ".join(f"{d}: {fmt_secs(g)} s vs {fmt_secs(p)} s = {fmt(r, 2)}×"
                          for (d, g, p), (_, r) in zip(speed_rows, ratios, strict=True))
         add("genad s/epoch ≤ 0.5× PyOD AE (matched), creditcard and NSL-KDD", ok,
             f"`genad-AE-matched` / `pyod-AE-matched`: {figs}")
@@ -419,7 +342,7 @@ def _targets(res: Results) -> list[str]:
         figs, oks = [], []
         for m in genad:
             v = res.mean("creditcard", m, "score_rows_per_s")
-            figs.append(f"`{m}` {_fmt_rate(v)}")
+            figs.append(f"`{m}` {fmt_rate(v)}")
             oks.append(None if v is None else v >= 500_000)
         ok = None if any(o is None for o in oks) else all(oks)
         add("genad scoring ≥ 500,000 rows/s on the creditcard test set (every genad model)",
@@ -427,17 +350,17 @@ def _targets(res: Results) -> list[str]:
     lines = ["## Targets", ""]
     if not rows:
         return lines + ["No target can be evaluated with the sets run.", ""]
-    lines += _table(["target", "status", "figures"], rows, "lll")
+    lines += md_table(["target", "status", "figures"], rows, "lll")
     lines += ["", "`n/a`: a model the target needs has no result (see Failures) or was not run.",
               ""]
     if ad_rows:
         lines += ["### ADBench: best genad model against each peer", ""]
-        lines += _table(["peer", "sets", "best genad (mean AUROC)", "peer mean AUROC",
+        lines += md_table(["peer", "sets", "best genad (mean AUROC)", "peer mean AUROC",
                          "genad above"], ad_rows, "lrlrr")
         lines.append("")
     if lines_detail:
         lines += ["### genad AE / VAE against PyOD AE / VAE", ""]
-        lines += _table(["pair", "benchmark", "metric", "genad", "PyOD", "genad wins"],
+        lines += md_table(["pair", "benchmark", "metric", "genad", "PyOD", "genad wins"],
                         lines_detail, "lllrrr")
         lines.append("")
     return lines
@@ -453,24 +376,24 @@ def _detail_table(res: Results, dataset: str, threshold: bool) -> list[str]:
         ents = res.entries(dataset, m)
         if not ents:
             continue
-        row = [f"`{m}`", _fmt_pm(res.values(dataset, m, "auroc"), 4),
-               _fmt_pm(res.values(dataset, m, "auprc"), 4)]
+        row = [f"`{m}`", fmt_pm(res.values(dataset, m, "auroc"), 4),
+               fmt_pm(res.values(dataset, m, "auprc"), 4)]
         if threshold:
-            row += [_fmt_pm(res.values(dataset, m, k), 3)
+            row += [fmt_pm(res.values(dataset, m, k), 3)
                     for k in ("f1", "precision", "recall", "test_fpr")]
         epochs = sorted({r["n_epochs"] for r in ents if r.get("n_epochs") is not None})
-        mem = [r["peak_rss_delta_mib"] for r in ents if _ok(r)
+        mem = [r["peak_rss_delta_mib"] for r in ents if is_ok(r)
                and r.get("peak_rss_delta_mib") is not None]
         row += [
-            _fmt_secs(res.mean(dataset, m, "fit_seconds")),
-            _fmt_secs(res.mean(dataset, m, "sec_per_epoch")),
+            fmt_secs(res.mean(dataset, m, "fit_seconds")),
+            fmt_secs(res.mean(dataset, m, "sec_per_epoch")),
             "/".join(str(e) for e in epochs) or "–",
-            _fmt_rate(res.mean(dataset, m, "score_rows_per_s")),
-            _fmt(max(mem), 0) if mem else "–",
+            fmt_rate(res.mean(dataset, m, "score_rows_per_s")),
+            fmt(max(mem), 0) if mem else "–",
             res.seeds_text(dataset, m),
         ]
         rows.append(row)
-    return _table(header, rows)
+    return md_table(header, rows)
 
 
 def _split_line(res: Results, dataset: str) -> str:
@@ -522,31 +445,31 @@ def _group_sections(res: Results) -> list[str]:
                     continue
                 v = res.mean(d, m, key)
                 flag = "" if res.complete(d, m) else " †"
-                row.append((_fmt(v) if v is not None else "fail") + flag)
+                row.append((fmt(v) if v is not None else "fail") + flag)
             rows.append(row)
         means = ["**mean**"]
         for m in res.models:
             v, n = res.group_mean("adbench", m, key)
-            means.append(f"**{_fmt(v)}** ({n})")
+            means.append(f"**{fmt(v)}** ({n})")
         rows.append(means)
-        lines += _table(header, rows) + [""]
+        lines += md_table(header, rows) + [""]
     lines += ["`fail`: no seed ran ok; `†`: some seed failed (the set is then left out of the "
               "model's mean; the count of sets in the mean is in brackets). See Failures.", ""]
     lines += ["### ADBench costs per model", ""]
     rows = []
     for m in res.models:
-        ents = [r for d in ad_sets for r in res.entries(d, m) if _ok(r)]
+        ents = [r for d in ad_sets for r in res.entries(d, m) if is_ok(r)]
         if not ents:
             rows.append([f"`{m}`", "–", "–", "–", "–", "0"])
             continue
         spe = [r["sec_per_epoch"] for r in ents if r.get("sec_per_epoch")]
         rates = [r["score_rows_per_s"] for r in ents if r.get("score_rows_per_s")]
         mem = [r["peak_rss_delta_mib"] for r in ents if r.get("peak_rss_delta_mib") is not None]
-        rows.append([f"`{m}`", _fmt_secs(sum(r.get("fit_seconds", 0.0) for r in ents)),
-                     _fmt_secs(float(np.median(spe))) if spe else "–",
-                     _fmt_rate(float(np.median(rates))) if rates else "–",
-                     _fmt(max(mem), 0) if mem else "–", str(len(ents))])
-    lines += _table(["model", "total fit s", "median s/epoch", "median score rows/s",
+        rows.append([f"`{m}`", fmt_secs(sum(r.get("fit_seconds", 0.0) for r in ents)),
+                     fmt_secs(float(np.median(spe))) if spe else "–",
+                     fmt_rate(float(np.median(rates))) if rates else "–",
+                     fmt(max(mem), 0) if mem else "–", str(len(ents))])
+    lines += md_table(["model", "total fit s", "median s/epoch", "median score rows/s",
                      "max peak ΔRSS MiB", "ok runs"], rows)
     lines += [""]
     return lines
@@ -565,13 +488,13 @@ def _ratio_section(res: Results) -> list[str]:
             logs.append(math.log(ratio))
         d_roc = _diff(res.mean(d, g, "auroc"), res.mean(d, p, "auroc"))
         d_prc = _diff(res.mean(d, g, "auprc"), res.mean(d, p, "auprc"))
-        rows.append([d, _fmt_secs(gs), _fmt_secs(ps), _fmt(ratio, 2),
+        rows.append([d, fmt_secs(gs), fmt_secs(ps), fmt(ratio, 2),
                      _fmt_signed(d_roc), _fmt_signed(d_prc)])
     lines = ["## genad vs PyOD, identically sized AutoEncoders", "",
              f"`{g}` and `{p}` share MATCHED (hidden sizes, epochs, batch size). Ratio = "
              "genad s/epoch ÷ PyOD s/epoch (below 1: genad faster). Δ = genad − PyOD "
              "(means over seeds).", ""]
-    lines += _table(["set", "genad s/epoch", "PyOD s/epoch", "ratio", "Δ AUROC", "Δ AUPRC"],
+    lines += md_table(["set", "genad s/epoch", "PyOD s/epoch", "ratio", "Δ AUROC", "Δ AUPRC"],
                     rows)
     if logs:
         lines += ["", f"Geometric mean of the ratio over {len(logs)} ADBench sets: "
@@ -603,8 +526,8 @@ def _hint(entry: dict[str, Any], info: dict[str, Any]) -> str:
 
 
 def _failures(res: Results) -> list[str]:
-    bad = [r for r in res.runs if not _ok(r)]
-    thr = [r for r in res.runs if _ok(r) and r.get("threshold_error")]
+    bad = [r for r in res.runs if not is_ok(r)]
+    thr = [r for r in res.runs if is_ok(r) and r.get("threshold_error")]
     lines = ["## Failures", ""]
     if not bad and not thr:
         return lines + ["None: every run finished with finite scores.", ""]
@@ -621,7 +544,7 @@ def _failures(res: Results) -> list[str]:
                      f"{len(where)}: " + ", ".join(where)])
     lines += [f"{len(bad)} of {len(res.runs)} runs failed or gave non-finite scores. Each "
               "row is one distinct error, with every (set, seed) it occurred on.", ""]
-    lines += _table(["model", "status", "stage", "error", "runs"], rows, "lllll")
+    lines += md_table(["model", "status", "stage", "error", "runs"], rows, "lllll")
     if thr:
         lines += ["", "Threshold (F1) errors — AUROC/AUPRC of these runs are valid:", ""]
         lines += [f"- `{r['model']}` on {r['dataset']} s{r['seed']}: `{r['threshold_error']}`"
@@ -659,7 +582,4 @@ def render(data: dict[str, Any]) -> str:
 
 def write_report(data: dict[str, Any], path: Path) -> None:
     """Render ``data`` and write it to ``path`` (atomically)."""
-    text = render(data)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, render(data))

@@ -22,9 +22,6 @@ import gc
 import json
 import os
 import platform
-import shlex
-import sys
-import threading
 import time
 import traceback
 import warnings
@@ -35,6 +32,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from benchmarks._shared import (
+    PeakRSS,
+    command_line,
+    error_text,
+    load_parts,
+    log,
+    merge_parts,
+    report_only,
+    save_results,
+    time_best,
+    warning_messages,
+)
 from benchmarks.tabular import datasets as ds
 from benchmarks.tabular import models as md
 from benchmarks.tabular.report import write_report
@@ -43,70 +52,6 @@ __all__ = ["main", "run_one"]
 
 SCHEMA = 1
 TORCH_THREADS = 2
-
-
-def log(message: str) -> None:
-    """Print a progress line to stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- memory
-
-
-class PeakRSS:
-    """Sample the resident set size of this process in a background thread.
-
-    ``tracemalloc`` misses torch's allocations, so the RSS is read from
-    ``/proc/self/statm`` every ``interval`` seconds. ``delta_mib`` is the peak RSS seen
-    while running minus the RSS at :meth:`start`. Memory freed by an earlier model but
-    kept by the allocator can hide part of a later model's growth, so the figure is a
-    lower bound on the extra memory a model needs.
-    """
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval = interval
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.baseline: int | None = None
-        self.peak: int | None = None
-
-    def _rss(self) -> int | None:
-        try:
-            with open("/proc/self/statm", "rb") as fh:
-                return int(fh.read().split()[1]) * self._page
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = self._rss()
-            if rss is not None and (self.peak is None or rss > self.peak):
-                self.peak = rss
-
-    def start(self) -> None:
-        """Record the baseline and start sampling."""
-        self.baseline = self._rss()
-        self.peak = self.baseline
-        if self.baseline is not None:
-            self._thread = threading.Thread(target=self._loop, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling (takes one last sample)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        rss = self._rss()
-        if rss is not None and self.peak is not None and rss > self.peak:
-            self.peak = rss
-
-    @property
-    def delta_mib(self) -> float | None:
-        """Peak minus baseline, in MiB."""
-        if self.baseline is None or self.peak is None:
-            return None
-        return (self.peak - self.baseline) / 2**20
 
 
 # --------------------------------------------------------------------------- one run
@@ -125,11 +70,6 @@ def _nonfinite_message(scores: np.ndarray) -> str | None:
     if n_inf:
         parts.append(f"inf for {n_inf}/{n} rows")
     return "non-finite scores: " + ", ".join(parts)
-
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _threshold_metrics(
@@ -202,17 +142,10 @@ def run_one(
                 entry["sec_per_epoch"] = float(np.mean(det.epoch_seconds))
 
             stage = "score"
-            timings = []
-            scores = None
-            for _ in range(max(1, score_repeats)):
-                t0 = time.perf_counter()
-                out = det.score(X_test)
-                timings.append(time.perf_counter() - t0)
-                if scores is None:
-                    scores = out
+            scores, best = time_best(det.score, X_test, score_repeats)
             assert scores is not None
-            entry["score_seconds_best"] = min(timings)
-            entry["score_rows_per_s"] = split.n_test / max(min(timings), 1e-12)
+            entry["score_seconds_best"] = best
+            entry["score_rows_per_s"] = split.n_test / max(best, 1e-12)
 
             stage = "metrics"
             problem = _nonfinite_message(scores)
@@ -226,15 +159,15 @@ def run_one(
                     try:
                         _threshold_metrics(det, X_train, X_test, split.y_test, entry)
                     except Exception as exc:  # noqa: BLE001 - recorded, AUROC is kept
-                        entry["threshold_error"] = _error_text(exc)
+                        entry["threshold_error"] = error_text(exc)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, the run goes on
-        entry.update(status="error", stage=stage, error=_error_text(exc),
+        entry.update(status="error", stage=stage, error=error_text(exc),
                      traceback=traceback.format_exc(limit=-4).splitlines()[-12:])
     finally:
         mem.stop()
     entry["peak_rss_delta_mib"] = mem.delta_mib
     entry["rss_before_mib"] = None if mem.baseline is None else mem.baseline / 2**20
-    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    messages = warning_messages(caught)
     if messages:
         entry["warnings"] = [m[:300] for m in messages[:5]]
         entry["n_warning_kinds"] = len(messages)
@@ -344,19 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _settings_key(settings: dict[str, Any]) -> tuple[Any, ...]:
     return (settings.get("quick"), settings.get("epochs"), json.dumps(settings.get("matched")))
-
-
-def parts_dir(json_path: Path) -> Path:
-    """Folder that keeps the part files merged into ``json_path``: ``<out>/<name>/parts``."""
-    return json_path.with_suffix("") / "parts"
 
 
 def _merge(out_dir: Path, stems: list[str], json_path: Path, md_path: Path,
@@ -364,51 +286,26 @@ def _merge(out_dir: Path, stems: list[str], json_path: Path, md_path: Path,
     """Merge several results files (e.g. runs split over processes) into one.
 
     Each part ``<stem>.json`` is read from ``out_dir`` (where a run writes it) or from
-    :func:`parts_dir` (where merged parts are kept); a stem found in both is refused.
+    :func:`benchmarks._shared.parts_dir` (where merged parts are kept); a stem found in
+    both is refused.
     The merged file keeps every entry but not the per-epoch time lists
     (``epoch_seconds``): their mean (``sec_per_epoch``) and count (``n_epochs``) stay, and
     the lists stay in the part files. Without this the merged file of the full protocol
     is over 4 MiB, two thirds of it epoch timings.
     """
-    folders = [out_dir, parts_dir(json_path)]
-    parts = []
-    for stem in stems:
-        candidates = [folder / f"{stem}.json" for folder in folders]
-        found = [path for path in candidates if path.exists()]
-        if len(found) != 1:
-            where = " and ".join(str(path) for path in candidates)
-            log(f"part {stem!r}: no results file at {where}" if not found else
-                f"part {stem!r}: results files at both {where}; keep one")
-            return 2
-        parts.append(json.loads(found[0].read_text()))
-    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for part in parts:
-        for r in part["runs"]:
-            runs[(r["dataset"], r["seed"], r["model"])] = {
-                k: v for k, v in r.items() if k != "epoch_seconds"}
-    meta = json.loads(json.dumps(parts[0]["meta"]))
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    meta["invocations"] = [inv for part in parts for inv in part["meta"].get("invocations", [])]
-    meta["invocations"].append({"command": command, "started": now, "finished": now})
-    settings = meta.setdefault("settings", {})
-    settings["sets"] = sorted({s for p in parts for s in p["meta"]["settings"].get("sets", [])})
-    settings["seeds"] = sorted({s for p in parts for s in p["meta"]["settings"].get("seeds", [])})
-    settings["models"] = list(dict.fromkeys(
-        m for p in parts for m in p["meta"]["settings"].get("models", [])))
-    settings["merged_from"] = [f"{stem}.json" for stem in stems]
-    results = {"meta": meta, "runs": list(runs.values())}
-    _atomic_write(json_path, json.dumps(results, indent=1, default=str) + "\n")
-    write_report(results, md_path)
-    log(f"merged {len(stems)} files, {len(runs)} runs -> {json_path}, {md_path}")
+    parts = load_parts(out_dir, stems, json_path)
+    if parts is None:
+        return 2
+    results = merge_parts(parts, stems, command, sorted_keys=("sets", "seeds"))
+    save_results(results, json_path, md_path, write_report)
+    log(f"merged {len(stems)} files, {len(results['runs'])} runs -> {json_path}, {md_path}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit status."""
     args = build_parser().parse_args(argv)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = "python -m benchmarks.tabular" + (
-        " " + shlex.join(argv_list) if argv_list else "")
+    command = command_line("python -m benchmarks.tabular", argv)
     out_dir = Path(args.out)
     stem = args.name or ("tabular-quick" if args.quick else "tabular")
     json_path = out_dir / f"{stem}.json"
@@ -418,12 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(out_dir, _parse_list(args.merge) or [], json_path, md_path, command)
 
     if args.report_only:
-        if not json_path.exists():
-            log(f"no results file at {json_path}")
-            return 2
-        write_report(json.loads(json_path.read_text()), md_path)
-        log(f"wrote {md_path}")
-        return 0
+        return report_only(json_path, md_path, write_report)
 
     try:
         specs = md.resolve_models(_parse_list(args.models))
@@ -505,9 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def save() -> None:
         invocation["load_avg_now"] = list(os.getloadavg())
-        results = {"meta": meta, "runs": runs}
-        _atomic_write(json_path, json.dumps(results, indent=1, default=str) + "\n")
-        write_report(results, md_path)
+        save_results({"meta": meta, "runs": runs}, json_path, md_path, write_report)
 
     total = len(datasets_planned) * len(seeds) * len(specs)
     log(f"{command}\n{len(datasets_planned)} data sets x {len(seeds)} seeds x {len(specs)} "
