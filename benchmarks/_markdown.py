@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,9 +27,11 @@ __all__ = [
     "is_ok",
     "md_table",
     "models_table",
+    "render_sections",
 ]
 
 Runs = list[dict[str, Any]]
+Index = TypeVar("Index", bound="RunIndex")
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -148,3 +150,14 @@ def models_table(res: RunIndex) -> list[str]:
     rows = [[f"`{m}`", res.family(m), res.model_info.get(m, {}).get("description", "")]
             for m in res.models]
     return ["## Models", ""] + md_table(["model", "family", "configuration"], rows, "lll")
+
+
+def render_sections(res: Index, header: Callable[[Index], list[str]],
+                    sections: Sequence[Callable[[Index], list[str]]]) -> str:
+    """The report's Markdown: the header, then each section (or "No results yet.")."""
+    lines = header(res)
+    if not res.runs:
+        return "\n".join(lines + ["No results yet.", ""])
+    for section in sections:
+        lines += section(res)
+    return "\n".join(lines).rstrip() + "\n"

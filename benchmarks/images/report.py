@@ -28,6 +28,7 @@ from benchmarks._markdown import (
     is_ok,
     md_table,
     models_table,
+    render_sections,
 )
 from benchmarks._shared import atomic_write
 from benchmarks.images.datasets import DATASETS
@@ -337,16 +338,8 @@ def _models(res: Results) -> list[str]:
 
 def render(data: dict[str, Any]) -> str:
     """Render the results (as loaded from the JSON) to Markdown."""
-    res = Results(data)
-    lines = _header(res)
-    if not res.runs:
-        return "\n".join(lines + ["No results yet.", ""])
-    lines += _summary(res)
-    lines += _failures(res)
-    lines += _set_sections(res)
-    lines += _mnist_section(res)
-    lines += _models(res)
-    return "\n".join(lines).rstrip() + "\n"
+    return render_sections(Results(data), _header,
+                           (_summary, _failures, _set_sections, _mnist_section, _models))
 
 
 def write_report(data: dict[str, Any], path: Path) -> None:

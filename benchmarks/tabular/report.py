@@ -35,6 +35,7 @@ from benchmarks._markdown import (
     is_ok,
     md_table,
     models_table,
+    render_sections,
 )
 from benchmarks._shared import atomic_write
 
@@ -566,18 +567,9 @@ def _details(res: Results) -> list[str]:
 
 def render(data: dict[str, Any]) -> str:
     """Render the results (as loaded from the JSON) to Markdown."""
-    res = Results(data)
-    lines = _header(res)
-    if not res.runs:
-        return "\n".join(lines + ["No results yet.", ""])
-    lines += _summary(res)
-    lines += _targets(res)
-    lines += _failures(res)
-    lines += _group_sections(res)
-    lines += _ratio_section(res)
-    lines += _models_section(res)
-    lines += _details(res)
-    return "\n".join(lines).rstrip() + "\n"
+    return render_sections(Results(data), _header,
+                           (_summary, _targets, _failures, _group_sections, _ratio_section,
+                            _models_section, _details))
 
 
 def write_report(data: dict[str, Any], path: Path) -> None:
