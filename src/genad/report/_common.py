@@ -1,7 +1,8 @@
 """Pieces shared by the table report (:mod:`genad.report.html`) and the image report
 (:mod:`genad.report.image_report`): number formatting, the Jinja environment, label
 checks, the threshold sentences, the operating points, the ranking curves, the
-parameters, the training summary, the library versions and the page context they make.
+parameters, the training summary, the library versions, the page context they make, and
+the checks and the write every report starts and ends with.
 
 Wording follows the adapter: a table report speaks of *rows*, an image report of
 *images* (see :func:`words`).
@@ -18,14 +19,17 @@ import platform
 import re
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
+from genad._io import atomic_path
+from genad._params import positive_int
 from genad.calibration import conformal_p_values, threshold_at_fpr
-from genad.errors import CalibrationWarning, InvalidInputError
+from genad.errors import CalibrationWarning, InvalidInputError, NotFittedError
 from genad.metrics import auprc as _auprc
 from genad.metrics import auroc as _auroc
 from genad.metrics import precision_at_k, precision_recall_f1
@@ -48,6 +52,9 @@ __all__ = [
     "ranking",
     "data_uri_csv",
     "common_context",
+    "check_fitted",
+    "count_and_source",
+    "write_page",
 ]
 
 #: target false-positive rates of the operating-points table
@@ -134,6 +141,35 @@ def render(template: str, context: dict[str, Any]) -> str:
     """Render the packaged template ``template`` (it may extend ``base.html`` and import
     the macros of ``parts.html``) with ``context``; values are HTML-escaped."""
     return _environment().get_template(template).render(**context)
+
+
+def write_page(template: str, context: dict[str, Any], out: str | Path) -> Path:
+    """Render ``template`` with ``context`` and write it to ``out`` atomically (folders
+    are created); return the path."""
+    html = render(template, context)
+    with atomic_path(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return Path(out)
+
+
+# ------------------------------------------------------------------ arguments
+def check_fitted(detector: Any) -> None:
+    """``NotFittedError`` unless ``detector`` is fitted."""
+    if not hasattr(detector, "model_"):
+        raise NotFittedError(
+            f"this {type(detector).__name__} is not fitted yet; call fit(X) first"
+        )
+
+
+def count_and_source(X: Any, source_name: str | None, count_name: str, count: Any
+                     ) -> tuple[int, str | None]:
+    """A report's ``count_name`` argument (how many samples it lists) as an int
+    (``InvalidInputError`` unless a positive integer), and its source name (default: the
+    file or folder name when ``X`` is a path)."""
+    count = positive_int(count_name, count)
+    if source_name is None and isinstance(X, (str, Path)):
+        source_name = Path(X).name
+    return count, source_name
 
 
 # --------------------------------------------------------------------- labels

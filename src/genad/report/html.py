@@ -8,20 +8,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genad._io import atomic_path
 from genad._text import require_columns
 from genad.calibration import conformal_p_values
 from genad.contributions import top_columns, top_contributions
 from genad.data.tabular import read_table
-from genad.errors import InvalidInputError, NotFittedError
+from genad.errors import InvalidInputError
 from genad.report import plots
 from genad.report._common import (
     OPERATING_FPRS,
+    check_fitted,
     common_context,
+    count_and_source,
     data_uri_csv,
     describe_threshold,
     labels01,
-    render,
+    write_page,
 )
 
 # the names these helpers had when they lived here (tests and callers import them)
@@ -305,14 +306,8 @@ def build_report(
     >>> path.suffix
     '.html'
     """
-    if not hasattr(detector, "model_"):
-        raise NotFittedError(
-            f"this {type(detector).__name__} is not fitted yet; call fit(X) first"
-        )
-    if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1:
-        raise InvalidInputError(f"top_n must be a positive integer, got {top_n!r}")
-    if source_name is None and isinstance(X, (str, Path)):
-        source_name = Path(X).name
+    check_fitted(detector)
+    top_n, source_name = count_and_source(X, source_name, "top_n", top_n)
     df, feed, labels, ids = _read_inputs(X, y, id_column, source_name or "the table")
     positional = not isinstance(feed, pd.DataFrame)
 
@@ -355,7 +350,4 @@ def build_report(
         "schema": schema,
         "schema_summary": _schema_summary(schema),
     })
-    html = render(_TEMPLATE, context)
-    with atomic_path(out) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-    return Path(out)
+    return write_page(_TEMPLATE, context, out)

@@ -18,10 +18,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from genad._io import atomic_path
-from genad.errors import InvalidInputError, NotFittedError
+from genad.errors import InvalidInputError
 from genad.report import images as draw
-from genad.report._common import common_context, data_uri_csv, labels01, pct, render
+from genad.report._common import (
+    check_fitted,
+    common_context,
+    count_and_source,
+    data_uri_csv,
+    labels01,
+    pct,
+    write_page,
+)
 
 __all__ = ["build_image_report", "GALLERY_SIDE", "N_GENERATED"]
 
@@ -376,21 +383,14 @@ def build_image_report(
     >>> path.suffix
     '.html'
     """
-    if not hasattr(detector, "model_"):
-        raise NotFittedError(
-            f"this {type(detector).__name__} is not fitted yet; call fit(X) first"
-        )
+    check_fitted(detector)
     adapter = detector.adapter_
     if getattr(adapter, "kind", None) != "image":
         raise InvalidInputError(
             f"this {type(detector).__name__} was fitted on {adapter.kind} data, not images; "
             "use genad.report.build_report for tables"
         )
-    if (isinstance(gallery_n, bool) or not isinstance(gallery_n, (int, np.integer))
-            or gallery_n < 1):
-        raise InvalidInputError(f"gallery_n must be a positive integer, got {gallery_n!r}")
-    if source_name is None and isinstance(X, (str, Path)):
-        source_name = Path(X).name
+    gallery_n, source_name = count_and_source(X, source_name, "gallery_n", gallery_n)
     images = adapter.read(X)
     n = len(images)
     if n == 0:
@@ -400,7 +400,7 @@ def build_image_report(
     labels = labels01(y, n, "image") if y is not None else None
     masks = adapter.load_masks(images)
 
-    table, kept, every, shapes = _score(detector, images, int(gallery_n), labels, masks is not None)
+    table, kept, every, shapes = _score(detector, images, gallery_n, labels, masks is not None)
     scores = table["anomaly_score"].to_numpy(np.float64)
     p_values = table["p_value"].to_numpy(np.float64)
     flagged = scores > float(detector.threshold_)
@@ -425,7 +425,7 @@ def build_image_report(
                 "label": None if labels is None else int(labels[i]),
                 "defect": None if masks is None else bool(np.any(masks[i]))}
 
-    chosen = _Candidates(int(gallery_n), labels).galleries(scores)
+    chosen = _Candidates(gallery_n, labels).galleries(scores)
     galleries = {key: [item(int(i), r) for r, i in enumerate(idx, start=1)]
                  for key, idx in chosen.items()}
     samples_uri, samples_note = _samples_sheet(detector)
@@ -446,7 +446,7 @@ def build_image_report(
     })
     context.update({
         "galleries": galleries,
-        "gallery_n": int(gallery_n),
+        "gallery_n": gallery_n,
         "map_scale": {"vmin": vmin, "vmax": vmax},
         "colour_bar": _colour_bar(),
         "samples_uri": samples_uri,
@@ -458,7 +458,4 @@ def build_image_report(
         "max_download_rows": MAX_DOWNLOAD_ROWS,
         "gallery_side": GALLERY_SIDE,
     })
-    html = render(_TEMPLATE, context)
-    with atomic_path(out) as tmp:
-        tmp.write_text(html, encoding="utf-8")
-    return Path(out)
+    return write_page(_TEMPLATE, context, out)
