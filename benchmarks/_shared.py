@@ -29,6 +29,7 @@ __all__ = [
     "command_line",
     "data_root",
     "error_text",
+    "finish_run",
     "jsonable",
     "load_parts",
     "log",
@@ -250,6 +251,19 @@ def save_results(results: Results, json_path: Path, md_path: Path,
     """Write the results JSON and its Markdown report (both atomically)."""
     atomic_write(json_path, json.dumps(results, indent=1, default=str) + "\n")
     write_report(results, md_path)
+
+
+def finish_run(invocation: dict[str, Any], t_start: float, runs: Sequence[dict[str, Any]],
+               save: Callable[[], None], json_path: Path, md_path: Path) -> int:
+    """End a run: record when it finished and how long it took in ``invocation``, save,
+    log the summary line; return the exit status (0)."""
+    invocation["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    invocation["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    save()
+    n_bad = sum(r["status"] != "ok" for r in runs)
+    log(f"done in {time.perf_counter() - t_start:.0f}s: {len(runs)} entries, {n_bad} failed; "
+        f"wrote {json_path} and {md_path}")
+    return 0
 
 
 def report_only(json_path: Path, md_path: Path, write_report: WriteReport) -> int:

@@ -36,6 +36,7 @@ from benchmarks._shared import (
     PeakRSS,
     command_line,
     error_text,
+    finish_run,
     load_parts,
     log,
     merge_parts,
@@ -439,10 +440,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         del data
         save()
 
-    invocation["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    invocation["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    save()
-    n_bad = sum(r["status"] != "ok" for r in runs)
-    log(f"done in {time.perf_counter() - t_start:.0f}s: {len(runs)} entries, {n_bad} failed; "
-        f"wrote {json_path} and {md_path}")
-    return 0
+    return finish_run(invocation, t_start, runs, save, json_path, md_path)
