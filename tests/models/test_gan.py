@@ -7,7 +7,6 @@ model scores, sampling, and each health check on a case forced to fail it.
 from __future__ import annotations
 
 import copy
-
 import math
 
 import numpy as np
