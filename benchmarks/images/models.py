@@ -218,7 +218,8 @@ class GenadContender(Contender):
     has_map = True
 
     def __init__(self, class_name: str, size: int, seed: int, ctx: BuildContext,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None,
+                 adapter_extra: dict[str, Any] | None = None) -> None:
         super().__init__()
         import genad
 
@@ -231,7 +232,7 @@ class GenadContender(Contender):
             raise ImportError(f"genad.data has no ImageAdapter in this checkout ({exc})"
                               ) from None
         self.kwargs: dict[str, Any] = dict(
-            adapter=ImageAdapter(size=size), epochs=ctx.epochs,
+            adapter=ImageAdapter(size=size, **(adapter_extra or {})), epochs=ctx.epochs,
             random_state=seed, verbose=0, device=ctx.device, **(extra or {}))
         self.det = cls(**self.kwargs)
 
@@ -296,10 +297,11 @@ class ModelSpec:
     build: Callable[[int, BuildContext, int], Contender]
 
 
-def _genad(class_name: str, extra: dict[str, Any] | None = None
+def _genad(class_name: str, extra: dict[str, Any] | None = None,
+           adapter_extra: dict[str, Any] | None = None
            ) -> Callable[[int, BuildContext, int], Contender]:
     def build(seed: int, ctx: BuildContext, size: int) -> Contender:
-        return GenadContender(class_name, size, seed, ctx, extra)
+        return GenadContender(class_name, size, seed, ctx, extra, adapter_extra)
 
     return build
 
@@ -309,6 +311,11 @@ _GENAD_ARGS = "adapter=ImageAdapter(size=S), epochs=E, random_state=seed, verbos
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("conv-ae", "genad", f"genad.ConvAutoEncoder({_GENAD_ARGS})",
               _genad("ConvAutoEncoder")),
+    ModelSpec("conv-ae-knn", "genad",
+              "genad.ConvAutoEncoder(latent_neighbors=5, adapter=ImageAdapter(size=S, "
+              "score='model'), epochs=E, random_state=seed, verbose=0): score = mean "
+              "distance to the 5 nearest training codes",
+              _genad("ConvAutoEncoder", {"latent_neighbors": 5}, {"score": "model"})),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),

@@ -9,6 +9,7 @@ from typing import Any
 from genad._params import CountOrFraction, Integer, OneOf, Real
 from genad.data.base import Adapter
 from genad.detector import Detector
+from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel
 from genad.models.pca import PCAConvAutoEncoderModel
@@ -44,6 +45,15 @@ class AutoEncoder(Detector):
         ranking: on card fraud (train-split validation, 3 seeds) ``dropout=0.2`` raised
         AUROC from 0.945 to 0.955 and lowered AUPRC from 0.79 to 0.75 (see
         ``docs/decisions.md``).
+    latent_neighbors : int, default 0
+        0 scores by reconstruction error. ``k >= 1`` scores by the mean distance of the
+        input's latent code to its ``k`` nearest codes of training normals (each code
+        dimension scaled by the training codes' spread; up to 4,096 codes are kept in
+        the model): an input unlike the training data in the encoder's space scores
+        high even when the decoder draws it well. The anomaly map stays the
+        reconstruction error, so explanations and maps still point at elements. On
+        images, use it with ``ImageAdapter(score="model")`` (the image score is then
+        the model's score, not the map's).
 
     Other parameters: see :class:`~genad.detector.Detector` (shared by every detector).
 
@@ -63,11 +73,13 @@ class AutoEncoder(Detector):
         **Detector.parameter_constraints,
         "normalize_errors": OneOf((True, False)),
         "dropout": Real(0.0, 1.0, high_open=True),
+        "latent_neighbors": Integer(0),
     }
     _noise_std: float = 0.0
     _mask_prob: float = 0.0
 
     def __init__(self, *, normalize_errors: bool = True, dropout: float = 0.0,
+                 latent_neighbors: int = 0,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
@@ -80,6 +92,17 @@ class AutoEncoder(Detector):
         super().__init__(**_common(locals()))
         self.normalize_errors = normalize_errors
         self.dropout = dropout
+        self.latent_neighbors = latent_neighbors
+
+    def _make_adapter(self, X: Any) -> Adapter:
+        adapter = super()._make_adapter(X)
+        if self.latent_neighbors and adapter.scores_need_maps:
+            raise InvalidInputError(
+                f"latent_neighbors={self.latent_neighbors} makes the model's score a latent "
+                f"distance, but the adapter scores from the anomaly map "
+                f"(score={getattr(adapter, 'score', None)!r}); use "
+                f"ImageAdapter(score=\"model\") with latent_neighbors")
+        return adapter
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
@@ -91,6 +114,7 @@ class AutoEncoder(Detector):
             factory.decoder(backbone, sample_shape, latent, **options),
             noise_std=self._noise_std, mask_prob=self._mask_prob,
             n_features=math.prod(sample_shape), normalize_errors=self.normalize_errors,
+            latent_neighbors=int(self.latent_neighbors), latent_dim=latent,
         )
 
 
@@ -103,9 +127,7 @@ class DenoisingAutoEncoder(AutoEncoder):
         Gaussian noise added to the (scaled) inputs during training.
     mask_prob : float, default 0.1
         Probability of zeroing each input feature during training.
-    normalize_errors : bool, default True
-        See :class:`AutoEncoder`.
-    dropout : float, default 0.0
+    normalize_errors, dropout, latent_neighbors
         See :class:`AutoEncoder`.
 
     Other parameters: see :class:`~genad.detector.Detector`.
@@ -120,6 +142,7 @@ class DenoisingAutoEncoder(AutoEncoder):
 
     def __init__(self, *, noise_std: float = 0.1, mask_prob: float = 0.1,
                  normalize_errors: bool = True, dropout: float = 0.0,
+                 latent_neighbors: int = 0,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
@@ -130,7 +153,7 @@ class DenoisingAutoEncoder(AutoEncoder):
                  scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(normalize_errors=normalize_errors, dropout=dropout,
-                         **_common(locals()))
+                         latent_neighbors=latent_neighbors, **_common(locals()))
         self.noise_std = noise_std
         self.mask_prob = mask_prob
 
@@ -287,7 +310,7 @@ class ConvAutoEncoder(_ConvImages, AutoEncoder):
         Channels of the first convolution (doubling at each halving, up to 8x). 16 keeps
         a 128 x 128 gray image at about 60 M multiply-adds per pass, so a 2-core CPU
         scores a few hundred images per second (32 costs four times as much).
-    normalize_errors, dropout
+    normalize_errors, dropout, latent_neighbors
         See :class:`AutoEncoder`.
 
     Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
@@ -306,7 +329,7 @@ class ConvAutoEncoder(_ConvImages, AutoEncoder):
     parameter_constraints = {**AutoEncoder.parameter_constraints, "conv_width": Integer(1)}
 
     def __init__(self, *, conv_width: int = 16, normalize_errors: bool = True,
-                 dropout: float = 0.0,
+                 dropout: float = 0.0, latent_neighbors: int = 0,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 1e-3,
@@ -317,7 +340,7 @@ class ConvAutoEncoder(_ConvImages, AutoEncoder):
                  scaling: str | None = None, device: str = "auto",
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(normalize_errors=normalize_errors, dropout=dropout,
-                         **_common(locals()))
+                         latent_neighbors=latent_neighbors, **_common(locals()))
         self.conv_width = conv_width
 
 

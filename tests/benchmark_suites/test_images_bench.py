@@ -317,3 +317,11 @@ def test_agreement_rounds_at_the_readme_precision():
     assert agreement(0.8214, 0.82, digits=2) == "matches"
     assert agreement(0.8214, 0.820) == "close"
     assert agreement(None, 0.5) == "–"
+
+
+def test_the_latent_knn_contender_scores_with_the_model_score():
+    (spec,) = md.resolve_models(["conv-ae-knn"])
+    contender = spec.build(0, md.BuildContext(epochs=1), 16)
+    params = contender.det.get_params(deep=False)
+    assert params["latent_neighbors"] == 5 and params["adapter"].score == "model"
+    assert params["adapter"].size == 16

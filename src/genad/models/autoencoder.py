@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel, mean_over
+from genad.models.latent import LatentBank, encoded_batches
 from genad.models.losses import reconstruction_loss, squared_error
 from genad.nets.noise import rand_like, randn_like
 
@@ -36,6 +37,13 @@ class AutoEncoderModel(GenerativeModel):
         After training, divide each feature's squared error by its mean on the training
         rows, so that a feature the model reconstructs well and a noisy one weigh the same
         at "typical" error (a diagonal Mahalanobis distance of the residuals).
+    latent_neighbors : int, default 0
+        0: the score is the reconstruction error. ``k > 0``: after training, the codes of
+        the training units are kept (:class:`~genad.models.latent.LatentBank`) and the
+        score is the mean distance of a unit's code to its ``k`` nearest training codes;
+        the map stays the reconstruction error (:attr:`additive_map` is then False).
+    latent_dim : int, optional
+        Size of the encoder's codes; needed with ``latent_neighbors``.
     """
 
     def __init__(
@@ -46,6 +54,8 @@ class AutoEncoderModel(GenerativeModel):
         mask_prob: float = 0.0,
         n_features: int | None = None,
         normalize_errors: bool = False,
+        latent_neighbors: int = 0,
+        latent_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -56,6 +66,12 @@ class AutoEncoderModel(GenerativeModel):
         if self.normalize_errors and n_features is None:
             raise ValueError("normalize_errors needs n_features")
         self.register_buffer("error_scale", torch.ones(int(n_features or 1)))
+        self.latent_bank: LatentBank | None = None
+        if latent_neighbors:
+            if latent_dim is None:
+                raise ValueError("latent_neighbors needs latent_dim")
+            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors))
+            self.additive_map = False  # the score is a latent distance, the map a residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -70,11 +86,27 @@ class AutoEncoderModel(GenerativeModel):
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"loss": reconstruction_loss(self(self.corrupt(x)), x)}
 
-    def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        err = squared_error(self(x), x, inplace=True)  # in place: the reconstruction is ours
+    def _error(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+        # in place: the reconstruction is ours
+        err = squared_error(reconstruction, x, inplace=True)
         if not self.normalize_errors:
             return err
         return err.div_(self.error_scale.view(err.shape[1:]))
+
+    def element_scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self._error(x, self(x))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction error, or with a latent bank the latent distance, ``(n,)``."""
+        if self.latent_bank is None:
+            return super().score(x)
+        return self.latent_bank.distance(self.encoder(x))
+
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.latent_bank is None:
+            return super().infer(x)
+        z = self.encoder(x)
+        return self.latent_bank.distance(z), self._error(x, self.decoder(z))
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
         return reconstruction_loss(self(x), x)
@@ -98,7 +130,10 @@ class AutoEncoderModel(GenerativeModel):
 
     def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
         """After training: each feature's mean squared error on the training rows
-        becomes its ``error_scale`` (with ``normalize_errors``)."""
+        becomes its ``error_scale`` (with ``normalize_errors``); the latent bank keeps
+        the training codes (with ``latent_neighbors``)."""
+        if self.latent_bank is not None:
+            self.latent_bank.fit(encoded_batches(self.encoder, x_train))
         if not self.normalize_errors:
             return
         total = mean_over(lambda xb: squared_error(self(xb), xb).sum(dim=0), x_train)

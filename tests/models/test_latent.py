@@ -1,0 +1,119 @@
+"""The latent bank (``genad.models.latent``) and the autoencoders' ``latent_neighbors``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import genad
+from genad.data import ImageAdapter
+from genad.errors import InvalidInputError
+from genad.models.latent import MAX_CODES, QUERY_CHUNK, LatentBank
+
+
+def _codes(n: int, d: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((n, d), generator=g) * torch.tensor([1.0, 3.0, 0.5, 10.0])[:d] + 2.0
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_distance_is_the_mean_over_the_k_nearest_scaled_codes(k):
+    train, query = _codes(200), _codes(30, seed=1)
+    bank = LatentBank(4, neighbors=k)
+    bank.fit(train.split(64))  # batches, as the training loop gives them
+    t = train.double().numpy()
+    mean, std = t.mean(axis=0), t.std(axis=0)
+    a, b = (t - mean) / std, (query.double().numpy() - mean) / std
+    dist = np.sqrt(((b[:, None, :] - a[None, :, :]) ** 2).sum(axis=2))
+    expected = np.sort(dist, axis=1)[:, :k].mean(axis=1)
+    np.testing.assert_allclose(bank.distance(query).numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert bank.distance(train[:5]).shape == (5,)
+
+
+def test_a_code_scores_the_same_alone_and_in_any_batch():
+    bank = LatentBank(4, neighbors=5)
+    bank.fit([_codes(300)])
+    query = _codes(QUERY_CHUNK + 37, seed=2)  # more than one query chunk
+    together = bank.distance(query)
+    alone = torch.cat([bank.distance(q[None]) for q in query[:: 50]])
+    assert torch.equal(together[:: 50], alone)
+
+
+def test_at_most_max_codes_are_kept_evenly_spaced():
+    bank = LatentBank(1, neighbors=1)
+    codes = torch.arange(MAX_CODES * 2 + 1, dtype=torch.float32)[:, None]
+    bank.fit([codes])
+    assert int(bank.n_codes) == MAX_CODES
+    kept = bank.codes[:, 0] * bank.std + bank.mean
+    assert float(kept[0]) == pytest.approx(0.0, abs=1e-2)
+    assert float(kept[-1]) == pytest.approx(MAX_CODES * 2, rel=1e-5)
+    assert float(kept.diff().min()) > 1.5  # every second code, none twice
+
+
+def test_the_bank_travels_in_the_state_dict():
+    bank = LatentBank(4, neighbors=2)
+    bank.fit([_codes(100)])
+    fresh = LatentBank(4, neighbors=2)
+    fresh.load_state_dict(bank.state_dict(), strict=True)
+    query = _codes(10, seed=3)
+    assert torch.equal(fresh.distance(query), bank.distance(query))
+
+
+def test_neighbors_must_be_positive_and_the_bank_needs_codes():
+    with pytest.raises(ValueError, match="neighbors must be at least 1"):
+        LatentBank(4, neighbors=0)
+    with pytest.raises(ValueError, match="no training code"):
+        LatentBank(4, neighbors=1).fit([torch.zeros(0, 4)])
+
+
+# ------------------------------------------------------------------ detectors
+def _table(n: int = 400, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    return np.c_[z, z @ [[1.0, -1.0], [0.5, 2.0]], 0.1 * rng.normal(size=(n, 2))]
+
+
+def test_the_autoencoder_scores_by_latent_distance_and_maps_by_residual():
+    X = _table()
+    det = genad.AutoEncoder(latent_neighbors=3, epochs=5, random_state=0, verbose=0).fit(X)
+    model = det.model_
+    assert model.additive_map is False and int(model.latent_bank.n_codes) > 0
+    units = det.adapter_.samples(X[:20]).stacked()
+    with torch.no_grad():
+        expected = model.latent_bank.distance(model.encoder(units)).double().numpy()
+    np.testing.assert_allclose(det.anomaly_score(X[:20]), expected, rtol=1e-5)
+    outlier = [[12.0, -12.0, 0.0, 0.0, 3.0, -3.0]]
+    assert det.anomaly_score(outlier)[0] > det.anomaly_score(X).max()
+    assert det.anomaly_map(X[:3]).shape == (3, X.shape[1])  # per-feature residuals
+    assert len(det.explain(X[:3])) == 3
+
+
+def test_a_saved_latent_model_scores_the_same_in_a_fresh_interpreter(tmp_path):
+    X = _table()
+    det = genad.AutoEncoder(latent_neighbors=3, epochs=3, random_state=0, verbose=0).fit(X)
+    np.save(tmp_path / "x.npy", X[:7])
+    path = det.save(tmp_path / "m.genad")
+    code = ("import sys, numpy as np, genad; d = genad.load(sys.argv[1]); "
+            "print(repr(d.anomaly_score(np.load(sys.argv[2])).tolist()))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert eval(proc.stdout) == det.anomaly_score(X[:7]).tolist()  # noqa: S307 - our output
+
+
+def test_on_images_the_latent_score_needs_the_model_score():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, size=(48, 16, 16), dtype=np.uint8)
+    kw = dict(latent_neighbors=2, conv_width=4, epochs=1, random_state=0, verbose=0)
+    with pytest.raises(InvalidInputError, match=r'ImageAdapter\(score="model"\)'):
+        genad.ConvAutoEncoder(**kw).fit(images)  # the default image score is the map's
+    det = genad.ConvAutoEncoder(adapter=ImageAdapter(score="model"), **kw).fit(images)
+    units = det.adapter_.samples(images[:4]).stacked()
+    with torch.no_grad():
+        expected = det.model_.latent_bank.distance(det.model_.encoder(units)).double().numpy()
+    np.testing.assert_allclose(det.anomaly_score(images[:4]), expected, rtol=1e-5)
+    assert det.anomaly_map(images[:2]).shape == (2, 16, 16)
