@@ -85,9 +85,8 @@ class AdversarialModel(GenerativeModel):
       saturating ``-log D(fake)``, :attr:`saturating_adversarial_loss`): in every epoch
       of the second half of the adversarial run (the last epoch at least; the first
       epochs are left out, the discriminator needs some steps to win), the mean
-      discriminator loss was
-      below :data:`D_WON_LOSS` while the mean ``-log D(fake)`` was above
-      :data:`G_LOST_NLL`: the generator got no useful adversarial signal. A
+      discriminator loss was below :data:`D_WON_LOSS` while the mean ``-log D(fake)``
+      was above :data:`G_LOST_NLL`: the generator got no useful adversarial signal. A
       Wasserstein critic has no such saturation (its gradient penalty keeps it
       1-Lipschitz) and is not checked.
     - **mode collapse**: the mean pairwise distance of :data:`HEALTH_SAMPLES` generated
