@@ -316,6 +316,13 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "score='model'), epochs=E, random_state=seed, verbose=0): score = mean "
               "distance to the 5 nearest training codes",
               _genad("ConvAutoEncoder", {"latent_neighbors": 5}, {"score": "model"})),
+    ModelSpec("conv-ae-knn-cos", "genad",
+              "genad.ConvAutoEncoder(latent_neighbors=5, latent_metric='cosine', "
+              "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
+              "verbose=0): score = mean distance of the unit-length code to the 5 nearest "
+              "unit-length training codes",
+              _genad("ConvAutoEncoder", {"latent_neighbors": 5, "latent_metric": "cosine"},
+                     {"score": "model"})),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),

@@ -189,7 +189,9 @@ def _score_choice_table(res: Results, dataset: str) -> list[str]:
     if not rows:
         return []
     return (["", "Image AUROC of the same fitted genad models under each image-score choice "
-             "(`ImageAdapter(score=...)`; the summary uses the default, `model`):", ""]
+             "(`ImageAdapter(score=...)`; the summary uses each model's configured choice: the "
+             "default `top_k`, or the `score` its configuration names in the models table):",
+             ""]
             + md_table(["model"] + [f"score={c!r}" for c in choices], rows))
 
 

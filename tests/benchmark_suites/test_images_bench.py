@@ -319,9 +319,11 @@ def test_agreement_rounds_at_the_readme_precision():
     assert agreement(None, 0.5) == "–"
 
 
-def test_the_latent_knn_contender_scores_with_the_model_score():
-    (spec,) = md.resolve_models(["conv-ae-knn"])
+@pytest.mark.parametrize("name, metric", [("conv-ae-knn", "euclidean"),
+                                          ("conv-ae-knn-cos", "cosine")])
+def test_the_latent_knn_contenders_score_with_the_model_score(name, metric):
+    (spec,) = md.resolve_models([name])
     contender = spec.build(0, md.BuildContext(epochs=1), 16)
     params = contender.det.get_params(deep=False)
     assert params["latent_neighbors"] == 5 and params["adapter"].score == "model"
-    assert params["adapter"].size == 16
+    assert params["latent_metric"] == metric and params["adapter"].size == 16

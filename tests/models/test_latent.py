@@ -34,6 +34,21 @@ def test_the_distance_is_the_mean_over_the_k_nearest_scaled_codes(k):
     assert bank.distance(train[:5]).shape == (5,)
 
 
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_cosine_distance_compares_unit_length_codes(k):
+    train, query = _codes(200), _codes(30, seed=1)
+    bank = LatentBank(4, neighbors=k, metric="cosine")
+    bank.fit(train.split(64))
+    a = train.double().numpy()
+    b = query.double().numpy()
+    a, b = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a, b))
+    chord = np.sqrt(np.clip(2 - 2 * b @ a.T, 0, None))  # |u - v| of unit vectors
+    expected = np.sort(chord, axis=1)[:, :k].mean(axis=1)
+    np.testing.assert_allclose(bank.distance(query).numpy(), expected, rtol=1e-4, atol=1e-4)
+    # only the direction counts: a code scaled by 7 scores as the code itself
+    np.testing.assert_allclose(bank.distance(7 * query), bank.distance(query), atol=1e-5)
+
+
 def test_a_code_scores_the_same_alone_and_in_any_batch():
     bank = LatentBank(4, neighbors=5)
     bank.fit([_codes(300)])
@@ -66,6 +81,8 @@ def test_the_bank_travels_in_the_state_dict():
 def test_neighbors_must_be_positive_and_the_bank_needs_codes():
     with pytest.raises(ValueError, match="neighbors must be at least 1"):
         LatentBank(4, neighbors=0)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        LatentBank(4, neighbors=1, metric="manhattan")
     with pytest.raises(ValueError, match="no training code"):
         LatentBank(4, neighbors=1).fit([torch.zeros(0, 4)])
 
@@ -92,9 +109,12 @@ def test_the_autoencoder_scores_by_latent_distance_and_maps_by_residual():
     assert len(det.explain(X[:3])) == 3
 
 
-def test_a_saved_latent_model_scores_the_same_in_a_fresh_interpreter(tmp_path):
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_a_saved_latent_model_scores_the_same_in_a_fresh_interpreter(tmp_path, metric):
     X = _table()
-    det = genad.AutoEncoder(latent_neighbors=3, epochs=3, random_state=0, verbose=0).fit(X)
+    det = genad.AutoEncoder(latent_neighbors=3, latent_metric=metric, epochs=3,
+                            random_state=0, verbose=0).fit(X)
+    assert det.model_.latent_bank.metric == metric
     np.save(tmp_path / "x.npy", X[:7])
     path = det.save(tmp_path / "m.genad")
     code = ("import sys, numpy as np, genad; d = genad.load(sys.argv[1]); "
@@ -117,3 +137,9 @@ def test_on_images_the_latent_score_needs_the_model_score():
         expected = det.model_.latent_bank.distance(det.model_.encoder(units)).double().numpy()
     np.testing.assert_allclose(det.anomaly_score(images[:4]), expected, rtol=1e-5)
     assert det.anomaly_map(images[:2]).shape == (2, 16, 16)
+
+
+def test_an_unknown_latent_metric_is_refused_by_name():
+    with pytest.raises(InvalidInputError, match="latent_metric must be .euclidean. or .cosine."):
+        genad.AutoEncoder(latent_neighbors=2, latent_metric="manhattan", epochs=1,
+                          verbose=0).fit(_table(50))

@@ -44,6 +44,8 @@ class AutoEncoderModel(GenerativeModel):
         the map stays the reconstruction error (:attr:`additive_map` is then False).
     latent_dim : int, optional
         Size of the encoder's codes; needed with ``latent_neighbors``.
+    latent_metric : {"euclidean", "cosine"}, default "euclidean"
+        How the latent bank compares codes (:class:`~genad.models.latent.LatentBank`).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class AutoEncoderModel(GenerativeModel):
         normalize_errors: bool = False,
         latent_neighbors: int = 0,
         latent_dim: int | None = None,
+        latent_metric: str = "euclidean",
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -70,7 +73,8 @@ class AutoEncoderModel(GenerativeModel):
         if latent_neighbors:
             if latent_dim is None:
                 raise ValueError("latent_neighbors needs latent_dim")
-            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors))
+            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors),
+                                          metric=latent_metric)
             self.additive_map = False  # the score is a latent distance, the map a residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
