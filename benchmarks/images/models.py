@@ -324,6 +324,13 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               _genad("ConvAutoEncoder", {"latent_neighbors": 5, "latent_metric": "cosine"},
                      {"score": "model"})),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
+    ModelSpec("conv-vae-knn-cos", "genad",
+              "genad.ConvVAE(latent_neighbors=5, latent_metric='cosine', "
+              "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
+              "verbose=0): score = mean distance of the unit-length posterior mean to the 5 "
+              "nearest unit-length training posterior means",
+              _genad("ConvVAE", {"latent_neighbors": 5, "latent_metric": "cosine"},
+                     {"score": "model"})),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),

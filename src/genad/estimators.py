@@ -30,7 +30,26 @@ def _common(local: dict[str, Any]) -> dict[str, Any]:
     return {k: local[k] for k in _COMMON}
 
 
-class AutoEncoder(Detector):
+class _LatentDistance:
+    """Mixin of the detectors whose model can score by latent distance (``latent_neighbors``,
+    ``latent_metric``): the parameters' constraints and the adapter check."""
+
+    latent_neighbors: int
+    latent_constraints = {"latent_neighbors": Integer(0),
+                          "latent_metric": OneOf(LATENT_METRICS)}
+
+    def _make_adapter(self, X: Any) -> Adapter:
+        adapter = super()._make_adapter(X)  # type: ignore[misc]
+        if self.latent_neighbors and adapter.scores_need_maps:
+            raise InvalidInputError(
+                f"latent_neighbors={self.latent_neighbors} makes the model's score a latent "
+                f"distance, but the adapter scores from the anomaly map "
+                f"(score={getattr(adapter, 'score', None)!r}); use "
+                f"ImageAdapter(score=\"model\") with latent_neighbors")
+        return adapter
+
+
+class AutoEncoder(_LatentDistance, Detector):
     """Autoencoder on normal rows; score = squared reconstruction error (sum over features).
 
     Encoder ``d -> hidden_sizes -> latent_dim``, decoder mirrored, LeakyReLU activations.
@@ -80,8 +99,7 @@ class AutoEncoder(Detector):
         **Detector.parameter_constraints,
         "normalize_errors": OneOf((True, False)),
         "dropout": Real(0.0, 1.0, high_open=True),
-        "latent_neighbors": Integer(0),
-        "latent_metric": OneOf(LATENT_METRICS),
+        **_LatentDistance.latent_constraints,
     }
     _noise_std: float = 0.0
     _mask_prob: float = 0.0
@@ -102,16 +120,6 @@ class AutoEncoder(Detector):
         self.dropout = dropout
         self.latent_neighbors = latent_neighbors
         self.latent_metric = latent_metric
-
-    def _make_adapter(self, X: Any) -> Adapter:
-        adapter = super()._make_adapter(X)
-        if self.latent_neighbors and adapter.scores_need_maps:
-            raise InvalidInputError(
-                f"latent_neighbors={self.latent_neighbors} makes the model's score a latent "
-                f"distance, but the adapter scores from the anomaly map "
-                f"(score={getattr(adapter, 'score', None)!r}); use "
-                f"ImageAdapter(score=\"model\") with latent_neighbors")
-        return adapter
 
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
@@ -178,7 +186,7 @@ class DenoisingAutoEncoder(AutoEncoder):
         return float(self.mask_prob)
 
 
-class VAE(Detector):
+class VAE(_LatentDistance, Detector):
     """Variational autoencoder (Kingma & Welling 2014), Gaussian decoder with learned variance.
 
     Parameters
@@ -195,6 +203,10 @@ class VAE(Detector):
     learn_variance : bool, default True
         Learn a per-feature decoder variance (Gaussian likelihood); False fixes it to 1,
         so the likelihood is a scaled squared error.
+    latent_neighbors, latent_metric
+        As for :class:`AutoEncoder`, on the posterior means: ``k >= 1`` scores by the
+        distance of an input's posterior mean to the ``k`` nearest posterior means of
+        the training normals (``score_method`` then only shapes the anomaly map).
 
     Other parameters: see :class:`~genad.detector.Detector`.
     """
@@ -208,10 +220,12 @@ class VAE(Detector):
         "score_method": OneOf(("elbo", "reconstruction_probability")),
         "n_samples": Integer(1),
         "learn_variance": OneOf((True, False)),
+        **_LatentDistance.latent_constraints,
     }
 
     def __init__(self, *, beta: float = 1.0, kl_warmup_epochs: int = 10,
                  score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
+                 latent_neighbors: int = 0, latent_metric: str = "euclidean",
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 256, learning_rate: float = 1e-3,
@@ -227,7 +241,8 @@ class VAE(Detector):
         self.score_method = score_method
         self.n_samples = n_samples
         self.learn_variance = learn_variance
-
+        self.latent_neighbors = latent_neighbors
+        self.latent_metric = latent_metric
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
         backbone, latent = self._backbone(), self.latent_dim_
@@ -238,7 +253,9 @@ class VAE(Detector):
                         latent_dim=latent, n_features=math.prod(sample_shape),
                         beta=self.beta, kl_warmup_epochs=self.kl_warmup_epochs,
                         score_method=self.score_method, n_samples=self.n_samples,
-                        learn_variance=self.learn_variance)
+                        learn_variance=self.learn_variance,
+                        latent_neighbors=int(self.latent_neighbors),
+                        latent_metric=self.latent_metric)
 
 
 class PCAConvAutoEncoder(Detector):
@@ -368,6 +385,8 @@ class ConvVAE(_ConvImages, VAE):
         scores a few hundred images per second (32 costs four times as much).
     beta, kl_warmup_epochs, score_method, n_samples, learn_variance
         See :class:`VAE`.
+    latent_neighbors, latent_metric
+        See :class:`VAE` (on images, with ``ImageAdapter(score="model")``).
 
     Other parameters: see :class:`~genad.detector.Detector` (``hidden_sizes`` is not used).
     """
@@ -377,6 +396,7 @@ class ConvVAE(_ConvImages, VAE):
 
     def __init__(self, *, conv_width: int = 16, beta: float = 1.0, kl_warmup_epochs: int = 10,
                  score_method: str = "elbo", n_samples: int = 16, learn_variance: bool = True,
+                 latent_neighbors: int = 0, latent_metric: str = "euclidean",
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 1e-3,
@@ -388,7 +408,8 @@ class ConvVAE(_ConvImages, VAE):
                  random_state: int | None = None, verbose: int = 1) -> None:
         super().__init__(beta=beta, kl_warmup_epochs=kl_warmup_epochs,
                          score_method=score_method, n_samples=n_samples,
-                         learn_variance=learn_variance, **_common(locals()))
+                         learn_variance=learn_variance, latent_neighbors=latent_neighbors,
+                         latent_metric=latent_metric, **_common(locals()))
         self.conv_width = conv_width
 
 

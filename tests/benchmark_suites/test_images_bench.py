@@ -320,7 +320,8 @@ def test_agreement_rounds_at_the_readme_precision():
 
 
 @pytest.mark.parametrize("name, metric", [("conv-ae-knn", "euclidean"),
-                                          ("conv-ae-knn-cos", "cosine")])
+                                          ("conv-ae-knn-cos", "cosine"),
+                                          ("conv-vae-knn-cos", "cosine")])
 def test_the_latent_knn_contenders_score_with_the_model_score(name, metric):
     (spec,) = md.resolve_models([name])
     contender = spec.build(0, md.BuildContext(epochs=1), 16)

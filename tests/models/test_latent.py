@@ -143,3 +143,28 @@ def test_an_unknown_latent_metric_is_refused_by_name():
     with pytest.raises(InvalidInputError, match="latent_metric must be .euclidean. or .cosine."):
         genad.AutoEncoder(latent_neighbors=2, latent_metric="manhattan", epochs=1,
                           verbose=0).fit(_table(50))
+
+
+def test_the_vae_scores_by_the_distance_of_its_posterior_means():
+    X = _table()
+    det = genad.VAE(latent_neighbors=3, latent_metric="cosine", epochs=5, random_state=0,
+                    verbose=0).fit(X)
+    model = det.model_
+    assert model.additive_map is False and model.latent_bank.metric == "cosine"
+    units = det.adapter_.samples(X[:20]).stacked()
+    with torch.no_grad():
+        expected = model.latent_bank.distance(model.encode(units)[0]).double().numpy()
+    elbo_map = genad.VAE(epochs=5, random_state=0, verbose=0).fit(X).anomaly_map(X[:3])
+    np.testing.assert_allclose(det.anomaly_score(X[:20]), expected, rtol=1e-4, atol=1e-6)
+    # the map is the VAE's own per-feature terms, the same network as without the bank
+    np.testing.assert_allclose(det.anomaly_map(X[:3]), elbo_map, rtol=1e-4, atol=1e-5)
+
+
+def test_the_conv_vae_refuses_a_map_score_with_latent_neighbors():
+    images = np.random.default_rng(0).integers(0, 60, size=(48, 16, 16), dtype=np.uint8)
+    kw = dict(latent_neighbors=2, conv_width=4, epochs=1, random_state=0, verbose=0)
+    with pytest.raises(InvalidInputError, match=r'ImageAdapter\(score="model"\)'):
+        genad.ConvVAE(**kw).fit(images)
+    det = genad.ConvVAE(adapter=ImageAdapter(score="model"), **kw).fit(images)
+    assert det.anomaly_score(images[:3]).shape == (3,)
+    assert det.anomaly_map(images[:2]).shape == (2, 16, 16)

@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel, mean_over
-from genad.models.latent import LatentBank, encoded_batches
+from genad.models.latent import LatentDistanceScore
 from genad.models.losses import reconstruction_loss, squared_error
 from genad.nets.noise import rand_like, randn_like
 
 __all__ = ["AutoEncoderModel"]
 
 
-class AutoEncoderModel(GenerativeModel):
+class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
     """Deterministic autoencoder; with corruption it is a denoising autoencoder.
 
     Training minimises the squared error between the clean input and the
@@ -69,13 +69,7 @@ class AutoEncoderModel(GenerativeModel):
         if self.normalize_errors and n_features is None:
             raise ValueError("normalize_errors needs n_features")
         self.register_buffer("error_scale", torch.ones(int(n_features or 1)))
-        self.latent_bank: LatentBank | None = None
-        if latent_neighbors:
-            if latent_dim is None:
-                raise ValueError("latent_neighbors needs latent_dim")
-            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors),
-                                          metric=latent_metric)
-            self.additive_map = False  # the score is a latent distance, the map a residual
+        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -100,16 +94,13 @@ class AutoEncoderModel(GenerativeModel):
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
         return self._error(x, self(x))
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
-        """The reconstruction error, or with a latent bank the latent distance, ``(n,)``."""
-        if self.latent_bank is None:
-            return super().score(x)
-        return self.latent_bank.distance(self.encoder(x))
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
 
     def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.latent_bank is None:
             return super().infer(x)
-        z = self.encoder(x)
+        z = self.encoder(x)  # one encoding for both the distance and the residual
         return self.latent_bank.distance(z), self._error(x, self.decoder(z))
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,8 +127,7 @@ class AutoEncoderModel(GenerativeModel):
         """After training: each feature's mean squared error on the training rows
         becomes its ``error_scale`` (with ``normalize_errors``); the latent bank keeps
         the training codes (with ``latent_neighbors``)."""
-        if self.latent_bank is not None:
-            self.latent_bank.fit(encoded_batches(self.encoder, x_train))
+        self._fit_latent_bank(x_train)
         if not self.normalize_errors:
             return
         total = mean_over(lambda xb: squared_error(self(xb), xb).sum(dim=0), x_train)

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-__all__ = ["LATENT_METRICS", "LatentBank", "MAX_CODES", "QUERY_CHUNK", "encoded_batches"]
+__all__ = ["LATENT_METRICS", "LatentBank", "LatentDistanceScore", "MAX_CODES", "QUERY_CHUNK",
+           "encoded_batches"]
 
 #: codes kept at most (evenly spaced over the training units when there are more): the
 #: bank is a fixed-size buffer, so a bundle's tensors have known shapes
@@ -118,3 +119,44 @@ def encoded_batches(encode: Callable[[torch.Tensor], torch.Tensor],
     with torch.no_grad():
         for xb in batches:
             yield encode(xb)
+
+
+class LatentDistanceScore:
+    """Mixin of the models that can score by latent distance (autoencoder, VAE).
+
+    A model calls :meth:`_init_latent_bank` in its constructor and
+    :meth:`_fit_latent_bank` in ``finalize``, and defines :meth:`code` (its encoder's
+    deterministic code of an input). With a bank, the score is the bank's distance of the
+    code and the map stays the model's ``element_scores`` (so ``additive_map`` is
+    False); without one, both are the model's own. Listed before the model's base class.
+    """
+
+    latent_bank: LatentBank | None
+
+    def _init_latent_bank(self, latent_neighbors: int, latent_dim: int | None,
+                          metric: str) -> None:
+        self.latent_bank = None
+        if latent_neighbors:
+            if latent_dim is None:
+                raise ValueError("latent_neighbors needs latent_dim")
+            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors), metric)
+            self.additive_map = False  # the score is a latent distance, the map a residual
+
+    def _fit_latent_bank(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        if self.latent_bank is not None:
+            self.latent_bank.fit(encoded_batches(self.code, x_train))
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's deterministic code of ``x``, ``(n, latent_dim)``."""
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's own score, or with a latent bank the latent distance, ``(n,)``."""
+        if self.latent_bank is None:
+            return super().score(x)  # type: ignore[misc]
+        return self.latent_bank.distance(self.code(x))
+
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.latent_bank is None:
+            return super().infer(x)  # type: ignore[misc]
+        return self.latent_bank.distance(self.code(x)), self.element_scores(x)  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel, mean_over
+from genad.models.latent import LatentDistanceScore
 from genad.models.losses import gaussian_kl, gaussian_nll
 from genad.nets.noise import randn_like
 
@@ -29,7 +30,7 @@ def guard_logvar(logvar: torch.Tensor) -> torch.Tensor:
     return mid + half * torch.tanh((logvar - mid) / half)
 
 
-class VAEModel(GenerativeModel):
+class VAEModel(LatentDistanceScore, GenerativeModel):
     """VAE with a diagonal Gaussian posterior and a Gaussian decoder of learned variance.
 
     The encoder outputs ``2 * latent_dim`` values (mean and log-variance); the decoder
@@ -52,6 +53,11 @@ class VAEModel(GenerativeModel):
     are *worse explained than usual*, instead of being dominated by each feature's own
     log-variance. The KL term is shared among the features in proportion to their
     (shifted, positive) likelihood terms, so element scores sum to the score.
+
+    With ``latent_neighbors=k`` the score is instead the distance of the posterior mean
+    to the ``k`` nearest posterior means of the training units
+    (:class:`~genad.models.latent.LatentBank`, compared as ``latent_metric`` says); the
+    map stays the per-feature terms above.
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class VAEModel(GenerativeModel):
         score_method: str = "elbo",
         n_samples: int = 16,
         learn_variance: bool = True,
+        latent_neighbors: int = 0,
+        latent_metric: str = "euclidean",
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -76,12 +84,17 @@ class VAEModel(GenerativeModel):
         self.n_samples = int(n_samples)
         self.learn_variance = bool(learn_variance)
         self.register_buffer("nll_baseline", torch.zeros(int(n_features)))
+        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric)
 
     _guard = staticmethod(guard_logvar)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, self._guard(logvar)
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean of ``x``."""
+        return self.encode(x)[0]
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.decoder(z).chunk(2, dim=1)
@@ -112,7 +125,9 @@ class VAEModel(GenerativeModel):
 
     def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
         """After training: each feature's mean NLL on the training rows becomes its
-        ``nll_baseline``."""
+        ``nll_baseline``; the latent bank keeps the posterior means (with
+        ``latent_neighbors``)."""
+        self._fit_latent_bank(x_train)
         self.nll_baseline.copy_(mean_over(lambda xb: self._nll_kl(xb)[0].sum(dim=0),
                                           x_train).float().reshape(-1))
 
