@@ -308,6 +308,19 @@ def _genad(class_name: str, extra: dict[str, Any] | None = None,
 
 _GENAD_ARGS = "adapter=ImageAdapter(size=S), epochs=E, random_state=seed, verbose=0"
 
+
+def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str) -> ModelSpec:
+    """A genad model scored by the cosine latent distance (5 neighbours, model score)."""
+    return ModelSpec(
+        name, "genad",
+        f"genad.{class_name}(latent_neighbors=5, latent_metric='cosine', "
+        "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
+        f"verbose=0): score = mean distance of the unit-length {code} to the 5 nearest "
+        f"unit-length training {codes}",
+        _genad(class_name, {"latent_neighbors": 5, "latent_metric": "cosine"},
+               {"score": "model"}))
+
+
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("conv-ae", "genad", f"genad.ConvAutoEncoder({_GENAD_ARGS})",
               _genad("ConvAutoEncoder")),
@@ -316,21 +329,9 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "score='model'), epochs=E, random_state=seed, verbose=0): score = mean "
               "distance to the 5 nearest training codes",
               _genad("ConvAutoEncoder", {"latent_neighbors": 5}, {"score": "model"})),
-    ModelSpec("conv-ae-knn-cos", "genad",
-              "genad.ConvAutoEncoder(latent_neighbors=5, latent_metric='cosine', "
-              "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
-              "verbose=0): score = mean distance of the unit-length code to the 5 nearest "
-              "unit-length training codes",
-              _genad("ConvAutoEncoder", {"latent_neighbors": 5, "latent_metric": "cosine"},
-                     {"score": "model"})),
+    _cosine_knn_spec("conv-ae-knn-cos", "ConvAutoEncoder", "code", "codes"),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
-    ModelSpec("conv-vae-knn-cos", "genad",
-              "genad.ConvVAE(latent_neighbors=5, latent_metric='cosine', "
-              "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
-              "verbose=0): score = mean distance of the unit-length posterior mean to the 5 "
-              "nearest unit-length training posterior means",
-              _genad("ConvVAE", {"latent_neighbors": 5, "latent_metric": "cosine"},
-                     {"score": "model"})),
+    _cosine_knn_spec("conv-vae-knn-cos", "ConvVAE", "posterior mean", "posterior means"),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),
