@@ -164,6 +164,8 @@ def test_a_table_model_refuses_images_and_an_image_model_a_table(images, tmp_pat
     assert "conv-ae" in proc.stderr and "Traceback" not in proc.stderr
     proc = genad_cli("train", table, "--model", "conv-ae", "--out", tmp_path / "y")
     assert proc.returncode == 1 and "does not take tables" in proc.stderr
+    proc = genad_cli("train", table, "--image-score", "max", "--out", tmp_path / "y")
+    assert proc.returncode == 1 and "--image-score are for images" in proc.stderr
     tab = tmp_path / "tab.genad"
     assert_ok(genad_cli("train", table, "--epochs", "1", "--out", tab, "-q"))
     proc = genad_cli("score", tab, images / "test", "--out", tmp_path / "s.csv")
@@ -186,3 +188,32 @@ def test_report_shows_galleries_with_maps(pipeline, images, tmp_path):
     html = out.read_text(encoding="utf-8")
     assert "Most anomalous images" in html and "data:image/png;base64," in html
     assert "Pixel AUROC" in html  # the manifest's masks give pixel metrics
+
+
+def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp_path):
+    model = tmp_path / "latent.genad"
+    assert_ok(genad_cli("train", images / "train", "--model", "conv-vae", "--epochs", "2",
+                        "--latent-neighbors", "3", "--latent-metric", "cosine",
+                        "--target-fpr", "0.1", "--out", model, "-q"))
+    out = tmp_path / "scores.csv"
+    assert_ok(genad_cli("score", model, images / "test", "--out", out))
+    code = ("import sys, genad, numpy as np, pandas as pd; d = genad.load(sys.argv[1]); "
+            "p = d.get_params(); assert p['latent_neighbors'] == 3, p; "
+            "assert p['latent_metric'] == 'cosine' and d.adapter_.score == 'model', p; "
+            "s = d.anomaly_score(sys.argv[2]); t = pd.read_csv(sys.argv[3]); "
+            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
+    check = _run(sys.executable, "-c", code, model, images / "test", out)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "ganomaly", "--latent-neighbors", "3"],
+     "model 'ganomaly' has no latent-distance score; models with one: ae, dae, vae"),
+    (["--latent-neighbors", "3", "--image-score", "top_k"],
+     "--image-score top_k scores from the anomaly map"),
+    (["--latent-metric", "cosine"], "--latent-metric needs --latent-neighbors K"),
+])
+def test_latent_options_that_cannot_work_fail_in_one_line(images, tmp_path, args, message):
+    proc = genad_cli("train", images / "train", *args, "--out", tmp_path / "x.genad")
+    assert proc.returncode == 1 and message in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.genad").exists()

@@ -335,6 +335,37 @@ class Modality(str, enum.Enum):
     image = "image"
 
 
+class ImageScore(str, enum.Enum):
+    """``--image-score`` choices (``ImageAdapter(score=...)``)."""
+
+    model = "model"
+    max = "max"
+    top_k = "top_k"
+
+
+class LatentMetric(str, enum.Enum):
+    """``--latent-metric`` choices."""
+
+    euclidean = "euclidean"
+    cosine = "cosine"
+
+
+def _latent_options(name: str, neighbors: int | None,
+                    metric: LatentMetric | None) -> dict[str, Any]:
+    """The detector arguments of ``--latent-neighbors`` / ``--latent-metric`` for ``name``."""
+    if neighbors is None:
+        if metric is not None:
+            raise InvalidInputError("--latent-metric needs --latent-neighbors K")
+        return {}
+    takes = [n for n in registry.names()
+             if "latent_neighbors" in registry.load_class(n)().get_params()]
+    if name not in takes:
+        raise InvalidInputError(f"--latent-neighbors: model {name!r} has no latent-distance "
+                                f"score; models with one: {', '.join(takes)}")
+    return {"latent_neighbors": neighbors,
+            "latent_metric": (metric or LatentMetric.euclidean).value}
+
+
 def _modality(data: Path, forced: Modality) -> str:
     """``"image"`` or ``"tabular"``: ``--modality``, else detected from DATA (a folder, an
     image file or a manifest CSV with a path column are images)."""
@@ -383,16 +414,25 @@ def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any,
 
 
 def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
-                  tile: int | None, split: str | None, target_fpr: float,
+                  tile: int | None, split: str | None, image_score: ImageScore | None,
+                  latent: dict[str, Any], target_fpr: float,
                   epochs: int | None, seed: int, device: str, verbose: int) -> None:
     from genad.data.image import ImageAdapter
 
     name = model.value if model is not None else "conv-ae"
     _check_model_modality(name, "image")
+    score = image_score.value if image_score is not None else (
+        "model" if latent else None)
+    if latent and score != "model":
+        raise InvalidInputError(
+            f"--latent-neighbors makes the model's score a latent distance, but "
+            f"--image-score {score} scores from the anomaly map; leave --image-score out "
+            f"(with --latent-neighbors it is 'model')")
+    adapter = ImageAdapter(size=size, tile=tile, **({"score": score} if score else {}))
     images, y, chosen = _read_images(data, split, "train")
     detector = registry.load_class(name)(
-        adapter=ImageAdapter(size=size, tile=tile), target_fpr=target_fpr, epochs=epochs,
-        random_state=seed, device=device, verbose=verbose)
+        adapter=adapter, target_fpr=target_fpr, epochs=epochs,
+        random_state=seed, device=device, verbose=verbose, **latent)
     detector.fit(images, y)
     path = _save(detector, target)
     n = len(images)
@@ -439,6 +479,20 @@ def _train(
         None, "--split",
         help="Manifests with a split column: train on these rows (default: 'train' when "
              "present)."),
+    image_score: ImageScore | None = typer.Option(
+        None, "--image-score",
+        help="Images: the image's score: model = the model's own, max = the hottest "
+             "pixel of the map, top_k = the mean of its hottest 1 % (default: top_k; model "
+             "with --latent-neighbors)."),
+    latent_neighbors: int | None = typer.Option(
+        None, "--latent-neighbors", min=1,
+        help="ae, dae, vae, conv-ae, conv-vae: score by the mean distance of the latent "
+             "code to its K nearest training codes (the map stays the model's own)."),
+    latent_metric: LatentMetric | None = typer.Option(
+        None, "--latent-metric",
+        help="With --latent-neighbors: euclidean (each code dimension scaled; default) or "
+             "cosine (the code's direction only: better for a new kind of image, such as "
+             "an unseen digit or a diseased lung)."),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
         help="0/1 label column (1 = anomaly). It is not a feature; rows labelled 1 are "
@@ -482,15 +536,20 @@ def _train(
             raise InvalidInputError("--label-column, --exclude-columns and --categorical are "
                                     "for tables; images take labels from a manifest's label "
                                     "column or from class folders")
+        latent = _latent_options(model.value if model else "conv-ae", latent_neighbors,
+                                 latent_metric)
         _train_images(data, target, model, size=size, tile=tile, split=split,
+                      image_score=image_score, latent=latent,
                       target_fpr=target_fpr, epochs=epochs,
                       seed=seed if random_state is None else random_state, device=device,
                       verbose=_verbosity(quiet))
         return
-    if size is not None or tile is not None or split is not None:
-        raise InvalidInputError("--size, --tile and --split are for images; DATA is a table")
+    if size is not None or tile is not None or split is not None or image_score is not None:
+        raise InvalidInputError("--size, --tile, --split and --image-score are for images; "
+                                "DATA is a table")
     model = model or ModelName("ae")
     _check_model_modality(model.value, "tabular")
+    latent = _latent_options(model.value, latent_neighbors, latent_metric)
     df = _read(data)
     excluded = _names(exclude_columns)
     _check_columns(excluded, df, data, "excluded column")
@@ -504,7 +563,7 @@ def _train(
     detector = registry.load_class(model.value)(
         target_fpr=target_fpr, epochs=epochs, categorical_columns=_names(categorical) or None,
         random_state=seed if random_state is None else random_state, device=device,
-        verbose=_verbosity(quiet),
+        verbose=_verbosity(quiet), **latent,
     )
     detector.fit(df, y)
     path = _save(detector, target)
