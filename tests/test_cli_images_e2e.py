@@ -206,12 +206,29 @@ def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp
     assert check.returncode == 0, check.stderr
 
 
+def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_path):
+    model = tmp_path / "ssim.genad"
+    assert_ok(genad_cli("train", images / "train", "--model", "conv-ae", "--loss", "ssim",
+                        "--epochs", "2", "--target-fpr", "0.1", "--out", model, "-q"))
+    out = tmp_path / "scores.csv"
+    assert_ok(genad_cli("score", model, images / "test", "--out", out))
+    code = ("import sys, genad, numpy as np, pandas as pd; d = genad.load(sys.argv[1]); "
+            "assert d.get_params()['loss'] == 'ssim' and d.model_.ssim is not None; "
+            "s = d.anomaly_score(sys.argv[2]); t = pd.read_csv(sys.argv[3]); "
+            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
+    check = _run(sys.executable, "-c", code, model, images / "test", out)
+    assert check.returncode == 0, check.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "ganomaly", "--latent-neighbors", "3"],
      "model 'ganomaly' has no latent-distance score; models with one: ae, dae, vae"),
     (["--latent-neighbors", "3", "--image-score", "top_k"],
      "--image-score top_k scores from the anomaly map"),
     (["--latent-metric", "cosine"], "--latent-metric needs --latent-neighbors K"),
+    (["--model", "conv-vae", "--loss", "ssim"],
+     "--loss: model 'conv-vae' has no choice of reconstruction error; models with one: "
+     "conv-ae"),
 ])
 def test_latent_options_that_cannot_work_fail_in_one_line(images, tmp_path, args, message):
     proc = genad_cli("train", images / "train", *args, "--out", tmp_path / "x.genad")

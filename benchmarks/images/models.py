@@ -330,6 +330,10 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "distance to the 5 nearest training codes",
               _genad("ConvAutoEncoder", {"latent_neighbors": 5}, {"score": "model"})),
     _cosine_knn_spec("conv-ae-knn-cos", "ConvAutoEncoder", "code", "codes"),
+    ModelSpec("conv-ae-ssim", "genad",
+              f"genad.ConvAutoEncoder(loss='ssim', {_GENAD_ARGS}): trained and scored by "
+              "1 - SSIM per pixel (Bergmann et al. 2019)",
+              _genad("ConvAutoEncoder", {"loss": "ssim"})),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
     _cosine_knn_spec("conv-vae-knn-cos", "ConvVAE", "posterior mean", "posterior means"),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),

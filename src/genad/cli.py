@@ -343,6 +343,13 @@ class ImageScore(str, enum.Enum):
     top_k = "top_k"
 
 
+class ReconstructionLoss(str, enum.Enum):
+    """``--loss`` choices."""
+
+    l2 = "l2"
+    ssim = "ssim"
+
+
 class LatentMetric(str, enum.Enum):
     """``--latent-metric`` choices."""
 
@@ -415,12 +422,20 @@ def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any,
 
 def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
                   tile: int | None, split: str | None, image_score: ImageScore | None,
-                  latent: dict[str, Any], target_fpr: float,
+                  latent: dict[str, Any], loss: ReconstructionLoss | None, target_fpr: float,
                   epochs: int | None, seed: int, device: str, verbose: int) -> None:
     from genad.data.image import ImageAdapter
 
     name = model.value if model is not None else "conv-ae"
     _check_model_modality(name, "image")
+    options = dict(latent)
+    if loss is not None:
+        takes = [n for n in registry.names() if "loss" in registry.load_class(n)().get_params()
+                 and "image" in (getattr(registry.load_class(n), "modalities", None) or ())]
+        if name not in takes:
+            raise InvalidInputError(f"--loss: model {name!r} has no choice of reconstruction "
+                                    f"error; models with one: {', '.join(takes)}")
+        options["loss"] = loss.value
     score = image_score.value if image_score is not None else (
         "model" if latent else None)
     if latent and score != "model":
@@ -432,7 +447,7 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
     images, y, chosen = _read_images(data, split, "train")
     detector = registry.load_class(name)(
         adapter=adapter, target_fpr=target_fpr, epochs=epochs,
-        random_state=seed, device=device, verbose=verbose, **latent)
+        random_state=seed, device=device, verbose=verbose, **options)
     detector.fit(images, y)
     path = _save(detector, target)
     n = len(images)
@@ -493,6 +508,10 @@ def _train(
         help="With --latent-neighbors: euclidean (each code dimension scaled; default) or "
              "cosine (the code's direction only: better for a new kind of image, such as "
              "an unseen digit or a diseased lung)."),
+    loss: ReconstructionLoss | None = typer.Option(
+        None, "--loss",
+        help="Images, conv-ae: the reconstruction error: l2 (squared error; default) or "
+             "ssim (1 - SSIM per pixel: local structure over exact intensities)."),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
         help="0/1 label column (1 = anomaly). It is not a feature; rows labelled 1 are "
@@ -539,14 +558,15 @@ def _train(
         latent = _latent_options(model.value if model else "conv-ae", latent_neighbors,
                                  latent_metric)
         _train_images(data, target, model, size=size, tile=tile, split=split,
-                      image_score=image_score, latent=latent,
+                      image_score=image_score, latent=latent, loss=loss,
                       target_fpr=target_fpr, epochs=epochs,
                       seed=seed if random_state is None else random_state, device=device,
                       verbose=_verbosity(quiet))
         return
-    if size is not None or tile is not None or split is not None or image_score is not None:
-        raise InvalidInputError("--size, --tile, --split and --image-score are for images; "
-                                "DATA is a table")
+    if (size is not None or tile is not None or split is not None or image_score is not None
+            or loss is not None):
+        raise InvalidInputError("--size, --tile, --split, --image-score and --loss are for "
+                                "images; DATA is a table")
     model = model or ModelName("ae")
     _check_model_modality(model.value, "tabular")
     latent = _latent_options(model.value, latent_neighbors, latent_metric)

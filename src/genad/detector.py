@@ -373,6 +373,7 @@ class Detector(BaseEstimator):
         self.hidden_sizes_, self.latent_dim_ = self._architecture(
             math.prod(self.sample_shape_))
         epochs = self.epochs or auto_epochs(len(train_set), self.batch_size)
+        self.adapter_ = adapter  # fitted: a model may read its scale (loss="ssim")
         with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = self._build_model(self.sample_shape_)
@@ -384,7 +385,6 @@ class Detector(BaseEstimator):
             noise_state=noise_state,
         )
         history = train_model(model, train_set, val_set, config)
-        self.adapter_ = adapter
         self.model_ = model
         self.history_ = history
         if adapter.learns_maps:

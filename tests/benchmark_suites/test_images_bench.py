@@ -328,3 +328,9 @@ def test_the_latent_knn_contenders_score_with_the_model_score(name, metric):
     params = contender.det.get_params(deep=False)
     assert params["latent_neighbors"] == 5 and params["adapter"].score == "model"
     assert params["latent_metric"] == metric and params["adapter"].size == 16
+
+
+def test_the_ssim_contender_trains_the_conv_ae_with_ssim():
+    (spec,) = md.resolve_models(["conv-ae-ssim"])
+    params = spec.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+    assert params["loss"] == "ssim" and params["adapter"].size == 16

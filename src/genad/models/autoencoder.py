@@ -1,4 +1,4 @@
-"""Autoencoder and denoising autoencoder objective (squared reconstruction error)."""
+"""Autoencoder and denoising autoencoder objective (squared error or, on images, SSIM)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import nn
 from genad.models.base import GenerativeModel, mean_over
 from genad.models.latent import LatentDistanceScore
 from genad.models.losses import reconstruction_loss, squared_error
+from genad.models.ssim import SSIMDissimilarity
 from genad.nets.noise import rand_like, randn_like
 
 __all__ = ["AutoEncoderModel"]
@@ -18,9 +19,10 @@ __all__ = ["AutoEncoderModel"]
 class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
     """Deterministic autoencoder; with corruption it is a denoising autoencoder.
 
-    Training minimises the squared error between the clean input and the
-    reconstruction of its corrupted version (Vincent et al. 2008). Scoring uses the clean
-    input: the element score is the squared reconstruction error of each feature.
+    Training minimises the squared error (or, with ``ssim``, the summed ``1 - SSIM``)
+    between the clean input and the reconstruction of its corrupted version (Vincent et
+    al. 2008). Scoring uses the clean input: the element score is the reconstruction
+    error of each feature (pixel).
 
     Parameters
     ----------
@@ -46,6 +48,9 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         Size of the encoder's codes; needed with ``latent_neighbors``.
     latent_metric : {"euclidean", "cosine"}, default "euclidean"
         How the latent bank compares codes (:class:`~genad.models.latent.LatentBank`).
+    ssim : SSIMDissimilarity, optional
+        On images: the reconstruction error is ``1 - SSIM`` per pixel instead of the
+        squared error, in training, validation and scoring (Bergmann et al. 2019).
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         latent_neighbors: int = 0,
         latent_dim: int | None = None,
         latent_metric: str = "euclidean",
+        ssim: SSIMDissimilarity | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -69,6 +75,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         if self.normalize_errors and n_features is None:
             raise ValueError("normalize_errors needs n_features")
         self.register_buffer("error_scale", torch.ones(int(n_features or 1)))
+        self.ssim = ssim
         self._init_latent_bank(latent_neighbors, latent_dim, latent_metric)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,12 +88,25 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
             x = x * (rand_like(x, self.generator) >= self.mask_prob)
         return x
 
+    def _reconstruction_loss(self, reconstruction: torch.Tensor, x: torch.Tensor
+                             ) -> torch.Tensor:
+        if self.ssim is None:
+            return reconstruction_loss(reconstruction, x)
+        return self.ssim(reconstruction, x).flatten(1).sum(1).mean()
+
+    def _raw_error(self, x: torch.Tensor, reconstruction: torch.Tensor, *,
+                   inplace: bool = False) -> torch.Tensor:
+        """The element error before ``normalize_errors``: squared error or ``1 - SSIM``."""
+        if self.ssim is None:
+            return squared_error(reconstruction, x, inplace=inplace)
+        return self.ssim(reconstruction, x)
+
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": reconstruction_loss(self(self.corrupt(x)), x)}
+        return {"loss": self._reconstruction_loss(self(self.corrupt(x)), x)}
 
     def _error(self, x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
         # in place: the reconstruction is ours
-        err = squared_error(reconstruction, x, inplace=True)
+        err = self._raw_error(x, reconstruction, inplace=True)
         if not self.normalize_errors:
             return err
         return err.div_(self.error_scale.view(err.shape[1:]))
@@ -104,7 +124,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         return self.latent_bank.distance(z), self._error(x, self.decoder(z))
 
     def validation_loss(self, x: torch.Tensor) -> torch.Tensor:
-        return reconstruction_loss(self(x), x)
+        return self._reconstruction_loss(self(x), x)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Not available: an autoencoder's latent codes follow no known distribution.
@@ -130,7 +150,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         self._fit_latent_bank(x_train)
         if not self.normalize_errors:
             return
-        total = mean_over(lambda xb: squared_error(self(xb), xb).sum(dim=0), x_train)
+        total = mean_over(lambda xb: self._raw_error(xb, self(xb)).sum(dim=0), x_train)
         mean = total.float().flatten()
         # floor: a feature reconstructed (almost) perfectly must not blow up tiny errors
         self.error_scale.copy_(mean.clamp_min(max(1e-4, float(mean.mean()) * 1e-2)))
