@@ -199,3 +199,23 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder not found at {path} (set GENAD_DATA)")
     return path
+
+
+def scores_in_fresh_interpreter(model_path, data: np.ndarray, tmp_path,
+                                check: str = "True") -> list[float]:
+    """``genad.load(model_path).anomaly_score(data)`` in a new Python process (what a
+    user's next session sees), after asserting the expression ``check`` on ``d``, the
+    loaded detector."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "fresh_input.npy", data)
+    code = ("import sys, numpy as np, genad; d = genad.load(sys.argv[1]); "
+            f"assert {check}, d.get_params(); "
+            "print(repr(d.anomaly_score(np.load(sys.argv[2])).tolist()))")
+    proc = subprocess.run([sys.executable, "-c", code, str(model_path),
+                           str(tmp_path / "fresh_input.npy")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return eval(proc.stdout)  # noqa: S307 - our own output
+

@@ -91,6 +91,18 @@ def pipeline(request, images, _trainings):
     return _trained_once(request.param, images, _trainings)
 
 
+
+def _assert_fresh_load_scores_as_csv(model, data, scores_csv, check: str = "True") -> None:
+    """A fresh interpreter loads ``model`` (``check`` holds on it, the detector ``d``) and
+    scores ``data`` exactly as ``genad score`` wrote to ``scores_csv``."""
+    code = ("import sys, genad, numpy as np, pandas as pd; d = genad.load(sys.argv[1]); "
+            f"assert {check}, d.get_params(); "
+            "s = d.anomaly_score(sys.argv[2]); t = pd.read_csv(sys.argv[3]); "
+            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
+    proc = _run(sys.executable, "-c", code, model, data, scores_csv)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_train_reports_the_images(trained):
     name, model, proc = trained
     assert model.is_file()
@@ -121,12 +133,7 @@ def test_score_writes_a_row_per_image_and_overlays_of_flagged_ones(trained, imag
         with Image.open(overlays[0]) as im:
             assert im.size == (SIDE, SIDE)
     # a fresh interpreter loads the model and scores exactly what the CSV says
-    code = ("import sys, genad, numpy as np, pandas as pd; "
-            "d = genad.load(sys.argv[1]); t = pd.read_csv(sys.argv[3]); "
-            "s = d.anomaly_score(sys.argv[2]); "
-            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
-    check = _run(sys.executable, "-c", code, model, images / "test", out)
-    assert check.returncode == 0, check.stderr
+    _assert_fresh_load_scores_as_csv(model, images / "test", out)
 
 
 def test_evaluate_on_class_folders_and_on_a_manifest_with_masks(pipeline, images):
@@ -164,8 +171,10 @@ def test_a_table_model_refuses_images_and_an_image_model_a_table(images, tmp_pat
     assert "conv-ae" in proc.stderr and "Traceback" not in proc.stderr
     proc = genad_cli("train", table, "--model", "conv-ae", "--out", tmp_path / "y")
     assert proc.returncode == 1 and "does not take tables" in proc.stderr
-    proc = genad_cli("train", table, "--image-score", "max", "--out", tmp_path / "y")
-    assert proc.returncode == 1 and "--image-score are for images" in proc.stderr
+    for option, value in (("--image-score", "max"), ("--loss", "ssim")):
+        proc = genad_cli("train", table, option, value, "--out", tmp_path / "y")
+        assert proc.returncode == 1, proc.stderr
+        assert "--image-score and --loss are for images; DATA is a table" in proc.stderr
     tab = tmp_path / "tab.genad"
     assert_ok(genad_cli("train", table, "--epochs", "1", "--out", tab, "-q"))
     proc = genad_cli("score", tab, images / "test", "--out", tmp_path / "s.csv")
@@ -197,13 +206,10 @@ def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp
                         "--target-fpr", "0.1", "--out", model, "-q"))
     out = tmp_path / "scores.csv"
     assert_ok(genad_cli("score", model, images / "test", "--out", out))
-    code = ("import sys, genad, numpy as np, pandas as pd; d = genad.load(sys.argv[1]); "
-            "p = d.get_params(); assert p['latent_neighbors'] == 3, p; "
-            "assert p['latent_metric'] == 'cosine' and d.adapter_.score == 'model', p; "
-            "s = d.anomaly_score(sys.argv[2]); t = pd.read_csv(sys.argv[3]); "
-            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
-    check = _run(sys.executable, "-c", code, model, images / "test", out)
-    assert check.returncode == 0, check.stderr
+    _assert_fresh_load_scores_as_csv(
+        model, images / "test", out,
+        "d.latent_neighbors == 3 and d.latent_metric == 'cosine' and "
+        "d.adapter_.score == 'model'")
 
 
 def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_path):
@@ -212,12 +218,8 @@ def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_p
                         "--epochs", "2", "--target-fpr", "0.1", "--out", model, "-q"))
     out = tmp_path / "scores.csv"
     assert_ok(genad_cli("score", model, images / "test", "--out", out))
-    code = ("import sys, genad, numpy as np, pandas as pd; d = genad.load(sys.argv[1]); "
-            "assert d.get_params()['loss'] == 'ssim' and d.model_.ssim is not None; "
-            "s = d.anomaly_score(sys.argv[2]); t = pd.read_csv(sys.argv[3]); "
-            "assert np.array_equal(np.float32(s), np.float32(t['anomaly_score'])), (s, t)")
-    check = _run(sys.executable, "-c", code, model, images / "test", out)
-    assert check.returncode == 0, check.stderr
+    _assert_fresh_load_scores_as_csv(model, images / "test", out,
+                                     "d.loss == 'ssim' and d.model_.ssim is not None")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -309,15 +309,18 @@ def _genad(class_name: str, extra: dict[str, Any] | None = None,
 _GENAD_ARGS = "adapter=ImageAdapter(size=S), epochs=E, random_state=seed, verbose=0"
 
 
-def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str) -> ModelSpec:
-    """A genad model scored by the cosine latent distance (5 neighbours, model score)."""
+def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str,
+                     k: int = 5) -> ModelSpec:
+    """A genad model scored by the cosine latent distance (``k`` neighbours, model score)."""
+    nearest = "the nearest unit-length training " + codes[:-1] if k == 1 else (
+        f"the {k} nearest unit-length training {codes}")
     return ModelSpec(
         name, "genad",
-        f"genad.{class_name}(latent_neighbors=5, latent_metric='cosine', "
+        f"genad.{class_name}(latent_neighbors={k}, latent_metric='cosine', "
         "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
-        f"verbose=0): score = mean distance of the unit-length {code} to the 5 nearest "
-        f"unit-length training {codes}",
-        _genad(class_name, {"latent_neighbors": 5, "latent_metric": "cosine"},
+        f"verbose=0): score = {'distance' if k == 1 else 'mean distance'} of the "
+        f"unit-length {code} to {nearest}",
+        _genad(class_name, {"latent_neighbors": k, "latent_metric": "cosine"},
                {"score": "model"}))
 
 
@@ -330,6 +333,7 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "distance to the 5 nearest training codes",
               _genad("ConvAutoEncoder", {"latent_neighbors": 5}, {"score": "model"})),
     _cosine_knn_spec("conv-ae-knn-cos", "ConvAutoEncoder", "code", "codes"),
+    _cosine_knn_spec("conv-ae-knn1-cos", "ConvAutoEncoder", "code", "codes", k=1),
     ModelSpec("conv-ae-ssim", "genad",
               f"genad.ConvAutoEncoder(loss='ssim', {_GENAD_ARGS}): trained and scored by "
               "1 - SSIM per pixel (Bergmann et al. 2019)",

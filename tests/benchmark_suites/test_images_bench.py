@@ -319,14 +319,16 @@ def test_agreement_rounds_at_the_readme_precision():
     assert agreement(None, 0.5) == "–"
 
 
-@pytest.mark.parametrize("name, metric", [("conv-ae-knn", "euclidean"),
-                                          ("conv-ae-knn-cos", "cosine"),
-                                          ("conv-vae-knn-cos", "cosine")])
-def test_the_latent_knn_contenders_score_with_the_model_score(name, metric):
+@pytest.mark.parametrize("name, metric, k", [("conv-ae-knn", "euclidean", 5),
+                                             ("conv-ae-knn-cos", "cosine", 5),
+                                             ("conv-ae-knn1-cos", "cosine", 1),
+                                             ("conv-vae-knn-cos", "cosine", 5)])
+def test_the_latent_knn_contenders_score_with_the_model_score(name, metric, k):
     (spec,) = md.resolve_models([name])
     contender = spec.build(0, md.BuildContext(epochs=1), 16)
     params = contender.det.get_params(deep=False)
-    assert params["latent_neighbors"] == 5 and params["adapter"].score == "model"
+    assert params["latent_neighbors"] == k and params["adapter"].score == "model"
+    assert f"latent_neighbors={k}," in spec.description
     assert params["latent_metric"] == metric and params["adapter"].size == 16
 
 

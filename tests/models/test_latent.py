@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +10,7 @@ import genad
 from genad.data import ImageAdapter
 from genad.errors import InvalidInputError
 from genad.models.latent import MAX_CODES, QUERY_CHUNK, LatentBank
+from tests.conftest import scores_in_fresh_interpreter
 
 
 def _codes(n: int, d: int = 4, seed: int = 0) -> torch.Tensor:
@@ -115,14 +113,10 @@ def test_a_saved_latent_model_scores_the_same_in_a_fresh_interpreter(tmp_path, m
     det = genad.AutoEncoder(latent_neighbors=3, latent_metric=metric, epochs=3,
                             random_state=0, verbose=0).fit(X)
     assert det.model_.latent_bank.metric == metric
-    np.save(tmp_path / "x.npy", X[:7])
     path = det.save(tmp_path / "m.genad")
-    code = ("import sys, numpy as np, genad; d = genad.load(sys.argv[1]); "
-            "print(repr(d.anomaly_score(np.load(sys.argv[2])).tolist()))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert eval(proc.stdout) == det.anomaly_score(X[:7]).tolist()  # noqa: S307 - our output
+    assert scores_in_fresh_interpreter(
+        path, X[:7], tmp_path, f"d.model_.latent_bank.metric == {metric!r}"
+    ) == det.anomaly_score(X[:7]).tolist()
 
 
 def test_on_images_the_latent_score_needs_the_model_score():

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +10,7 @@ from torch.nn import functional as F  # noqa: N812
 import genad
 from genad.errors import InvalidInputError
 from genad.models.ssim import SSIMDissimilarity
+from tests.conftest import scores_in_fresh_interpreter
 
 
 def _images(n: int = 3, side: int = 20, seed: int = 0) -> torch.Tensor:
@@ -116,16 +114,10 @@ def test_an_ssim_model_scores_the_same_in_a_fresh_interpreter(tmp_path):
     images = _gray()
     det = genad.ConvAutoEncoder(loss="ssim", conv_width=4, epochs=2, random_state=0,
                                 target_fpr=0.2, verbose=0).fit(images)
-    np.save(tmp_path / "x.npy", images[:5])
     path = det.save(tmp_path / "m.genad")
-    code = ("import sys, numpy as np, genad; d = genad.load(sys.argv[1]); "
-            "print(d.loss, repr(d.anomaly_score(np.load(sys.argv[2])).tolist()))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    loss, scores = proc.stdout.split(" ", 1)
-    assert loss == "ssim"
-    assert eval(scores) == det.anomaly_score(images[:5]).tolist()  # noqa: S307 - our output
+    assert scores_in_fresh_interpreter(
+        path, images[:5], tmp_path, "d.loss == 'ssim' and d.model_.ssim is not None"
+    ) == det.anomaly_score(images[:5]).tolist()
 
 
 def test_ssim_on_a_table_is_refused_with_the_remedy():
