@@ -357,6 +357,18 @@ class LatentMetric(str, enum.Enum):
     cosine = "cosine"
 
 
+def _models_taking(parameter: str, modality: str | None = None) -> list[str]:
+    """The registered model names whose detector has ``parameter`` (and, with
+    ``modality``, whose class declares that modality)."""
+    takes = []
+    for name in registry.names():
+        cls = registry.load_class(name)
+        if parameter in cls().get_params() and (
+                modality is None or modality in (getattr(cls, "modalities", None) or ())):
+            takes.append(name)
+    return takes
+
+
 def _latent_options(name: str, neighbors: int | None,
                     metric: LatentMetric | None) -> dict[str, Any]:
     """The detector arguments of ``--latent-neighbors`` / ``--latent-metric`` for ``name``."""
@@ -364,8 +376,7 @@ def _latent_options(name: str, neighbors: int | None,
         if metric is not None:
             raise InvalidInputError("--latent-metric needs --latent-neighbors K")
         return {}
-    takes = [n for n in registry.names()
-             if "latent_neighbors" in registry.load_class(n)().get_params()]
+    takes = _models_taking("latent_neighbors")
     if name not in takes:
         raise InvalidInputError(f"--latent-neighbors: model {name!r} has no latent-distance "
                                 f"score; models with one: {', '.join(takes)}")
@@ -430,8 +441,7 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
     _check_model_modality(name, "image")
     options = dict(latent)
     if loss is not None:
-        takes = [n for n in registry.names() if "loss" in registry.load_class(n)().get_params()
-                 and "image" in (getattr(registry.load_class(n), "modalities", None) or ())]
+        takes = _models_taking("loss", modality="image")
         if name not in takes:
             raise InvalidInputError(f"--loss: model {name!r} has no choice of reconstruction "
                                     f"error; models with one: {', '.join(takes)}")
