@@ -475,6 +475,8 @@ _NAN = float("nan")
     ("fitted.latent_dim_", 0, "integer"),
     ("fitted.n_features_in_", 99, "fitted.n_features_in_ is 99 but the adapter"),
     ("fitted.n_epochs_", 1000, "history"),
+    ("fitted.weight_averaging_", -2.0, "weight_averaging_"),
+    ("fitted.weight_averaging_", "auto", "weight_averaging_"),
     ("history.train_loss.0", _NAN, "finite"),
     ("history.epoch_seconds.0", -1.0, ">= 0"),
     ("history.best_epoch", 10_000, "epoch"),
@@ -633,6 +635,15 @@ def test_a_document_without_n_features_in_disagrees_with_a_tabular_adapter(bundl
 
     with pytest.raises(ModelFormatError, match="n_features_in_ is None but the adapter"):
         genad.load(_forge(bundle_path, tmp_path / "nin.genad", edit))
+
+
+def test_a_document_from_before_weight_averaging_loads_without_it(bundle_path, tmp_path):
+    def edit(doc):
+        del doc["fitted"]["weight_averaging_"]
+
+    loaded = genad.load(_forge(bundle_path, tmp_path / "old.genad", edit))
+    assert not hasattr(loaded, "weight_averaging_")
+    assert np.isfinite(loaded.threshold_)
 
 
 # ----------------------------------------------------- the format on its own

@@ -152,6 +152,49 @@ def test_detector_early_stopping_records_best_epoch(make_detector, normal_array)
     assert det.n_epochs_ - 1 - h["best_epoch"] == 2
 
 
+# ------------------------------------------------------------------ weight averaging
+def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_raw_weights():
+    val = [10.0 - i for i in range(12)]  # always improving: the last epoch is the best
+    raw = _Scalar(val_losses=val)
+    train_model(raw, _x(), _x(8), _config(epochs=12))
+    averaged = _Scalar(val_losses=val)
+    train_model(averaged, _x(), _x(8), _config(epochs=12, average_epochs=2.0))
+    # one optimiser step an epoch, span 2 steps (decay 0.5, shorter while warming up);
+    # training itself follows the raw weights, so their path is the unaveraged run's
+    expected, avg = [], 0.0
+    for step in range(1, 13):
+        decay = min(0.5, (1.0 + step) / (10.0 + step))
+        avg = decay * avg + (1.0 - decay) * raw.w_at_epoch[step - 1]
+        expected.append(avg)
+    assert [averaged.w_at_epoch[e] for e in range(12)] == pytest.approx(expected, rel=1e-5)
+    assert expected[-1] < raw.w_at_epoch[11]  # the average lags the rising raw weight
+    assert float(averaged.w) == pytest.approx(expected[-1], rel=1e-5)  # kept: the average
+    assert averaged.finalized_w == pytest.approx(expected[-1], rel=1e-5)
+
+
+def test_weight_averaging_restores_the_average_of_the_best_epoch():
+    val = [5.0, 4.0, 3.0, 3.5, 4.0] + [6.0] * 30
+    model = _Scalar(val_losses=val)
+    history = train_model(model, _x(), _x(8), _config(epochs=30, patience=2,
+                                                      average_epochs=3.0))
+    assert history["best_epoch"] == 2
+    assert float(model.w) == model.w_at_epoch[2]  # the averaged weights validated then
+
+
+def test_detector_weight_averaging_auto_is_on_for_images_only(normal_array):
+    table = genad.AutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5).fit(normal_array)
+    assert table.weight_averaging_ is None
+    chosen = genad.AutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5,
+                               weight_averaging=1.5).fit(normal_array)
+    assert chosen.weight_averaging_ == 1.5
+    images = np.random.default_rng(0).integers(0, 255, size=(24, 32, 32), dtype=np.uint8)
+    conv = genad.ConvAutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5).fit(images)
+    assert conv.weight_averaging_ == genad.ConvAutoEncoder.AUTO_WEIGHT_AVERAGING == 2.0
+    off = genad.ConvAutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5,
+                                weight_averaging=None).fit(images)
+    assert off.weight_averaging_ is None
+
+
 # ------------------------------------------------------------------ reproducibility
 def test_train_model_is_reproducible_with_random_state():
     def run(seed):
@@ -245,7 +288,7 @@ def test_cuda_without_cuda_raises(normal_array):
     [("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("patience", -1), ("latent_dim", 0),
      ("hidden_sizes", 8), ("hidden_sizes", [8, 0]), ("learning_rate", 0.0),
      ("weight_decay", -1.0), ("validation_fraction", 1.0), ("contamination", 0.0),
-     ("epochs", True)],
+     ("epochs", True), ("weight_averaging", 0.0), ("weight_averaging", "always")],
 )
 def test_bad_training_parameters_raise_naming_them(param, value, normal_array):
     det = genad.AutoEncoder(verbose=0, **{param: value})

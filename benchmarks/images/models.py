@@ -253,6 +253,11 @@ class GenadContender(Contender):
     def anomaly_map(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.det.anomaly_map(X), dtype=np.float64)
 
+    def extra(self) -> dict[str, Any]:
+        """The weight-averaging span the fit used (epochs; None: off; absent in rows made
+        before the option existed)."""
+        return {"weight_averaging": getattr(self.det, "weight_averaging_", None)}
+
     def alternative_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """The image score under each ``ImageAdapter(score=...)`` choice, from the same
         fitted model (the adapter's choice only changes how maps become a score)."""

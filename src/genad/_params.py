@@ -241,6 +241,21 @@ class Device(Constraint):
 
 
 @dataclass(frozen=True)
+class AutoOr(Constraint):
+    """``"auto"``, or a value that ``inner`` accepts."""
+
+    inner: Constraint
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(value, str) and value == "auto":
+            return
+        try:
+            self.inner.check(name, value)
+        except InvalidInputError as exc:
+            raise InvalidInputError(str(exc).replace(", got ", " or 'auto', got ", 1)) from None
+
+
+@dataclass(frozen=True)
 class Flag(Constraint):
     """A bool, or an integer ``>= 0`` (a verbosity level)."""
 

@@ -255,7 +255,9 @@ _FITTED = obj(
         "threshold_method_": enum(*THRESHOLD_METHODS),
         "threshold_setting_": nullable(number(open_range=(0.0, 1.0))),
     },
-    {"n_features_in_": _SIZE},  # set when the adapter counts input features (tables do)
+    {"n_features_in_": _SIZE,  # set when the adapter counts input features (tables do)
+     # the weight-averaging span of the fit (null: off); absent from bundles made before
+     "weight_averaging_": nullable(number(open_range=(0.0, math.inf)))},
 )
 
 _HISTORY = obj(

@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,44 @@ class TrainConfig:
     noise_state: torch.Tensor | None = None
     #: DataLoader workers for sample sets that are read lazily (files)
     num_workers: int = 0
+    #: keep an exponential moving average of the weights over about this many epochs
+    #: and validate, keep and return the averaged weights (Polyak averaging); ``None``:
+    #: the raw weights of the best epoch
+    average_epochs: float | None = None
+
+
+class _WeightAverage:
+    """Exponential moving average of a model's floating-point parameters and buffers.
+
+    ``span`` is the averaging horizon in optimiser steps (decay ``1 - 1/span``); the
+    first steps use a shorter horizon (``(1 + t) / (10 + t)``) so the average is not
+    dragged towards the initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, span: float) -> None:
+        self.decay = 1.0 - 1.0 / max(1.0, float(span))
+        self.steps = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()
+                       if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        state = model.state_dict()
+        for k, avg in self.shadow.items():
+            avg.lerp_(state[k].detach(), 1.0 - decay)
+
+    @contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """Run the block with the averaged weights in ``model``; restore the raw ones."""
+        raw = {k: v.detach().clone() for k, v in model.state_dict().items()
+               if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(raw, strict=False)
 
 
 class _EpochLines:
@@ -186,6 +225,11 @@ class _Batches:
                 samples, batch_size=batch_size, num_workers=num_workers, pin_memory=self.pin,
                 sampler=_Permutation(self.n, gen),
             )
+
+    @property
+    def per_epoch(self) -> int:
+        """Batches in one epoch."""
+        return -(-self.n // self.batch_size)
 
     def __call__(self) -> Iterator[torch.Tensor]:
         if self.loader is not None:
@@ -386,6 +430,9 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
     lines = _EpochLines(epochs) if config.verbose >= 2 else None
     first_loss: float | None = None
     ran = 0
+    average = None
+    if config.average_epochs is not None:
+        average = _WeightAverage(model, config.average_epochs * batches.per_epoch)
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -403,6 +450,8 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
                         totals[k] = torch.zeros((), device=device)
                     totals[k] += v.float()
                 n_batches += 1
+                if average is not None:
+                    average.update(model)
             if not totals:
                 totals["loss"] = torch.zeros((), device=device)
             train_loss = float(totals["loss"]) / max(1, n_batches)
@@ -416,7 +465,9 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
             elif train_loss > 1e4 * max(abs(first_loss), 1e-3) and train_loss > 1e6:
                 raise _divergence(offset + epoch, "training loss (exploding)", train_loss)
             model.eval()
-            val_loss = _validation_loss(model, val, device)
+            with average.applied(model) if average is not None else nullcontext():
+                val_loss = _validation_loss(model, val, device)
+                snapshot = copy.deepcopy(model.state_dict()) if average is not None else None
             if not math.isfinite(val_loss):
                 raise _divergence(offset + epoch, "validation loss", val_loss)
             history["train_loss"].append(train_loss)
@@ -430,10 +481,13 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
             ran = epoch + 1
             if not phase.early_stopping:  # every epoch runs; the last weights are kept
                 best, best_epoch = val_loss, epoch
+                if snapshot is not None:
+                    best_state = snapshot
             elif (not math.isfinite(best)
                   or val_loss < best - config.min_delta * max(1.0, abs(best))):
                 best = val_loss
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = (snapshot if snapshot is not None
+                              else copy.deepcopy(model.state_dict()))
                 best_epoch = epoch
                 bad_epochs = 0
             else:
@@ -450,7 +504,7 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
     finally:
         if prog is not None:
             prog.stop()
-    if phase.early_stopping:
+    if phase.early_stopping or average is not None:
         model.load_state_dict(best_state)
     return {"name": phase.name, "epochs": ran, "best_epoch": offset + best_epoch,
             "stopped_early": stopped_early, "max_epochs": epochs, "patience": patience}
