@@ -211,7 +211,7 @@ def test_info(model_file):
     out = result.stdout
     assert "AutoEncoder" in out
     assert "threshold" in out and "target_fpr" in out
-    assert "3 epochs" in out
+    assert "3 epochs" in out and "averaged" not in out  # tables: no weight averaging
     assert ("hit the epoch cap" in out) == genad.load(model_file).history_["hit_epoch_cap"]
     for column in ("amount", "kind", "hour"):
         assert column in out

@@ -108,6 +108,7 @@ def test_train_reports_the_images(trained):
     assert model.is_file()
     assert "on 48 normal images of 48" in proc.stdout
     assert f"{SIDE} x {SIDE} px, 1 channel" in proc.stdout
+    assert "weights averaged over 2 epochs" in proc.stdout  # weight_averaging="auto"
 
 
 def test_info_describes_the_image_settings(pipeline):
@@ -115,6 +116,7 @@ def test_info_describes_the_image_settings(pipeline):
     proc = genad_cli("info", model)
     assert_ok(proc)
     assert f"images     {SIDE} x {SIDE} px" in proc.stdout
+    assert "weights averaged over 2 epochs" in " ".join(proc.stdout.split())  # rich wraps
 
 
 def test_score_writes_a_row_per_image_and_overlays_of_flagged_ones(trained, images, tmp_path):

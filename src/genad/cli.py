@@ -463,7 +463,6 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
     n = len(images)
     n_anomalies = int(y.sum()) if y is not None else 0
     adapter = detector.adapter_
-    history = detector.history_
     echo = typer.echo
     echo(f"trained {type(detector).__name__} on {n - n_anomalies:,} normal images of {n:,}"
          + (f" ({n_anomalies:,} labelled anomalies left out)" if n_anomalies else "")
@@ -472,11 +471,23 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
     echo(f"  images:    {h} x {w} px, {adapter.channels_} channel"
          f"{'s' if adapter.channels_ > 1 else ''}"
          + (f", {adapter.n_tiles_} tiles of {adapter.tile} px" if adapter.tile else ""))
-    echo(f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
-         + (", stopped early" if history.get("stopped_early") else "") + ")")
+    echo(_epochs_line(detector))
     echo(f"  threshold: {detector.threshold_:.6g} (target false-positive rate "
          f"{target_fpr:g} on {len(detector.calibration_scores_):,} held-out normal images)")
     echo(f"saved {path}")
+
+
+def _averaged(span: Any) -> str:
+    """``", weights averaged over N epochs"`` for a fit's weight-averaging span, else ``""``."""
+    return f", weights averaged over {span:g} epochs" if isinstance(span, (int, float)) else ""
+
+
+def _epochs_line(detector: Any) -> str:
+    """The ``epochs:`` line of the train summary."""
+    history = detector.history_
+    return (f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
+            + (", stopped early" if history.get("stopped_early") else "")
+            + _averaged(getattr(detector, "weight_averaging_", None)) + ")")
 
 
 # ------------------------------------------------------------------ train
@@ -599,7 +610,6 @@ def _train(
     path = _save(detector, target)
     n_anomalies = int(y.sum()) if y is not None else 0
     n_cal = len(detector.calibration_scores_)
-    history = detector.history_
     echo = typer.echo
     echo(f"trained {type(detector).__name__} on {len(df) - n_anomalies:,} normal rows "
          f"of {len(df):,}" + (f" ({n_anomalies:,} labelled anomalies left out)"
@@ -607,8 +617,7 @@ def _train(
     echo(f"  columns:   {len(detector.adapter_.column_names_)} used "
          f"({detector.adapter_.n_features_out_} encoded features)"
          + (f"; excluded {', '.join(excluded)}" if excluded else ""))
-    echo(f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
-         + (", stopped early" if history.get("stopped_early") else "") + ")")
+    echo(_epochs_line(detector))
     echo(f"  threshold: {detector.threshold_:.6g} (target false-positive rate "
          f"{target_fpr:g} on {n_cal:,} held-out normal rows)")
     echo(f"saved {path}")
@@ -912,6 +921,7 @@ def _info(
         + (f", best {best + 1}" if isinstance(best, int) else "")
         + (", stopped early" if history.get("stopped_early") else "")
         + (", hit the epoch cap while still improving" if history.get("hit_epoch_cap") else "")
+        + _averaged(fitted.get("weight_averaging_"))
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
     )
     if doc.get("adapter_kind") == "image":
