@@ -125,13 +125,16 @@ def _summary(res: Results) -> list[str]:
     lines += md_table(header, rows, "ll" + "r" * len(res.models))
     lines += ["", "Mean ± std over seeds (one figure: one seed, or identical across seeds). "
               "Per-set tables below add AUPRC, pixel metrics, costs and the README's "
-              "reference figures.", ""]
+              "reference figures; their `weights` column says whether a genad model kept "
+              "weights averaged over N epochs (`avg N`, the default for images since "
+              "`weight_averaging` existed) or its best epoch's raw weights (`raw`: rows "
+              "made before, which later parts have not replaced).", ""]
     return lines
 
 
 def _set_table(res: Results, dataset: str) -> list[str]:
     header = ["model", "family", "image AUROC", "image AUPRC", "pixel AUROC", "AUPRO",
-              "fit s", "s/epoch", "epochs", "images/s", "peak ΔRSS MiB", "seeds ok"]
+              "fit s", "s/epoch", "epochs", "weights", "images/s", "peak ΔRSS MiB", "seeds ok"]
     rows = []
     for m in res.models:
         ents = res.entries(dataset, m)
@@ -149,10 +152,22 @@ def _set_table(res: Results, dataset: str) -> list[str]:
             fmt_secs(res.mean(dataset, m, "fit_seconds")),
             fmt_secs(res.mean(dataset, m, "seconds_per_epoch")),
             "/".join(map(str, epochs)) or "–",
+            _weights(ents),
             fmt_rate(res.mean(dataset, m, "images_per_s")),
             fmt(max(mem), 0) if mem else "–",
             res.seeds_text(dataset, m)])
     return md_table(header, rows, "ll" + "r" * (len(header) - 2))
+
+
+def _weights(ents: Runs) -> str:
+    """What a genad model's rows kept: ``avg N`` (weights averaged over N epochs) or
+    ``raw`` (the best epoch's weights: rows made before weight averaging, or with it off);
+    ``–`` for a peer."""
+    if not ents or ents[0].get("family") != "genad":
+        return "–"
+    spans = {"raw" if r.get("weight_averaging") is None else f"avg {r['weight_averaging']:g}"
+             for r in ents}
+    return "/".join(sorted(spans))
 
 
 def _kind_table(res: Results, dataset: str) -> list[str]:

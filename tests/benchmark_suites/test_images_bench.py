@@ -336,3 +336,20 @@ def test_the_ssim_contender_trains_the_conv_ae_with_ssim():
     (spec,) = md.resolve_models(["conv-ae-ssim"])
     params = spec.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
     assert params["loss"] == "ssim" and params["adapter"].size == 16
+
+
+def test_a_genad_run_records_the_weight_averaging_its_fit_used():
+    (spec,) = md.resolve_models(["conv-ae"])
+    entry = rn.run_one(spec, _tiny_set(), 0, md.BuildContext(epochs=1, device="cpu"),
+                       score_repeats=1)
+    assert entry["status"] == "ok", entry["status"]
+    assert entry["weight_averaging"] == 2.0  # weight_averaging="auto" on images
+
+
+def test_the_weights_column_says_averaged_raw_or_peer():
+    from benchmarks.images.report import _weights
+
+    assert _weights([{"family": "genad", "weight_averaging": 2.0}] * 2) == "avg 2"
+    assert _weights([{"family": "genad"}, {"family": "genad", "weight_averaging": 2.0}]
+                    ) == "avg 2/raw"  # a row made before the option has no such key
+    assert _weights([{"family": "peer"}]) == "–"
