@@ -189,7 +189,7 @@ def test_detector_weight_averaging_auto_is_on_for_images_only(normal_array):
     assert chosen.weight_averaging_ == 1.5
     images = np.random.default_rng(0).integers(0, 255, size=(24, 32, 32), dtype=np.uint8)
     conv = genad.ConvAutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5).fit(images)
-    assert conv.weight_averaging_ == genad.ConvAutoEncoder.AUTO_WEIGHT_AVERAGING == 2.0
+    assert conv.weight_averaging_ == genad.data.ImageAdapter.auto_weight_averaging == 2.0
     off = genad.ConvAutoEncoder(epochs=1, verbose=0, random_state=0, target_fpr=0.5,
                                 weight_averaging=None).fit(images)
     assert off.weight_averaging_ is None

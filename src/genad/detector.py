@@ -242,13 +242,10 @@ class Detector(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    #: span in epochs that ``weight_averaging="auto"`` uses on images
-    AUTO_WEIGHT_AVERAGING: ClassVar[float] = 2.0
-
     def _weight_averaging(self, adapter: Adapter) -> float | None:
         """The averaging span in epochs (None: off) that ``weight_averaging`` means here."""
         if isinstance(self.weight_averaging, str):  # "auto" (the constraint allows no other)
-            return self.AUTO_WEIGHT_AVERAGING if adapter.kind == "image" else None
+            return adapter.auto_weight_averaging
         return None if self.weight_averaging is None else float(self.weight_averaging)
 
     # ------------------------------------------------------- model definition

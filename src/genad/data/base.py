@@ -200,6 +200,9 @@ class Adapter(BaseEstimator, ABC):
     score_batch_size: ClassVar[int] = 4096
     #: units encoded and scored at a time by the detector (streamed scoring)
     score_chunk_size: ClassVar[int] = 16 * 4096
+    #: the weight-averaging span in epochs that a detector's ``weight_averaging="auto"``
+    #: means on this kind of data (None: off)
+    auto_weight_averaging: ClassVar[float | None] = None
     #: whether :func:`adapter_for` asks this adapter last (it takes what others decline)
     fallback: ClassVar[bool] = False
     #: what messages call the input and one user sample ("table" and "row" for tables)

@@ -310,6 +310,7 @@ class ImageAdapter(Adapter):
     }
     score_batch_size: ClassVar[int] = 64
     score_chunk_size: ClassVar[int] = 512
+    auto_weight_averaging: ClassVar[float | None] = 2.0
     data_noun: ClassVar[str] = "image set"
     sample_noun: ClassVar[str] = "image"
 
