@@ -583,3 +583,25 @@ def test_x_val_is_read_and_encoded_once(table, monkeypatch):
     genad.AutoEncoder(epochs=1, verbose=0, random_state=0).fit(
         table.iloc[:300], X_val=table.iloc[300:], y_val=labels)
     assert calls == [300, 100]  # the training rows, then X_val once (normals and anomalies)
+
+
+# --------------------------------------------------- VAE-GAN's paused discriminator
+def test_vaegan_pause_reaches_the_model_the_history_and_the_bundle(table, tmp_path):
+    det = genad.VAEGAN(pause_discriminator_below=0.5, hidden_sizes=[8], epochs=2,
+                       random_state=0, verbose=0).fit(table)
+    assert det.model_.pause_discriminator_below == 0.5
+    pauses = det.history_["parts"]["d_pause"]
+    assert len(pauses) == det.n_epochs_ and all(0 <= p <= 1 for p in pauses)
+    loaded = genad.load(det.save(tmp_path / "m.genad"))
+    assert loaded.pause_discriminator_below == 0.5
+    assert loaded.model_.pause_discriminator_below == 0.5
+    np.testing.assert_allclose(loaded.anomaly_score(table), det.anomaly_score(table),
+                               rtol=1e-5)
+    plain = genad.VAEGAN(hidden_sizes=[8], epochs=1, random_state=0, verbose=0).fit(table)
+    assert "d_pause" not in plain.history_["parts"]  # None (the default) never pauses
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.5"])
+def test_vaegan_pause_must_be_a_positive_number(table, bad):
+    with pytest.raises(InvalidInputError, match="pause_discriminator_below"):
+        genad.VAEGAN(pause_discriminator_below=bad, verbose=0).fit(table)

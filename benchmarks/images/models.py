@@ -348,6 +348,10 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),
+    ModelSpec("vaegan-pause", "genad",
+              f"genad.VAEGAN(pause_discriminator_below=0.5, {_GENAD_ARGS}): the "
+              "discriminator skips a step while its loss is below 0.5",
+              _genad("VAEGAN", {"pause_discriminator_below": 0.5})),
     ModelSpec("pca", "peer",
               f"sklearn PCA(n_components={PCA_VARIANCE}, svd_solver='full') on [0, 1] pixels; "
               "score = mean squared reconstruction error, map = squared residual",

@@ -636,6 +636,12 @@ class VAEGAN(_TablesOrImages, Detector):
         Weight of the discriminator-feature error, in training and in the score.
     adversarial_weight : float, default 1.0
         Weight of the adversarial loss of the encoder and decoder.
+    pause_discriminator_below : float, optional
+        Skip a discriminator step whose loss on the batch (real plus fake binary
+        cross-entropy; about 1.39 when it cannot tell them apart) is already below this:
+        a discriminator that is winning waits for the decoder instead of winning outright,
+        which otherwise stops the fit with ``TrainingDivergedError``. ``0.5`` is a good
+        value (``docs/images.md``); None (the default) never skips.
     conv_width : int, default 16
         Channels of the first convolution on images (doubling at each halving, up to 8x).
     learning_rate : float, default 2e-4
@@ -662,11 +668,13 @@ class VAEGAN(_TablesOrImages, Detector):
         "beta": Real(0.0),
         "feature_weight": Real(0.0),
         "adversarial_weight": Real(0.0),
+        "pause_discriminator_below": Real(0.0, low_open=True, allow_none=True),
         "conv_width": Integer(1),
     }
 
     def __init__(self, *, beta: float = 1.0, feature_weight: float = 1.0,
-                 adversarial_weight: float = 1.0, conv_width: int = 16,
+                 adversarial_weight: float = 1.0,
+                 pause_discriminator_below: float | None = None, conv_width: int = 16,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
@@ -681,6 +689,7 @@ class VAEGAN(_TablesOrImages, Detector):
         self.beta = beta
         self.feature_weight = feature_weight
         self.adversarial_weight = adversarial_weight
+        self.pause_discriminator_below = pause_discriminator_below
         self.conv_width = conv_width
 
     def _build_model(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
@@ -692,7 +701,8 @@ class VAEGAN(_TablesOrImages, Detector):
                            factory.decoder(backbone, sample_shape, latent, **options),
                            factory.discriminator(backbone, sample_shape, **options), latent,
                            beta=self.beta, feature_weight=self.feature_weight,
-                           adversarial_weight=self.adversarial_weight)
+                           adversarial_weight=self.adversarial_weight,
+                           pause_discriminator_below=self.pause_discriminator_below)
 
 
 #: CLI name -> detector class, for every preset of :mod:`genad.registry` (in its order)

@@ -338,6 +338,13 @@ def test_the_ssim_contender_trains_the_conv_ae_with_ssim():
     assert params["loss"] == "ssim" and params["adapter"].size == 16
 
 
+def test_the_paused_vaegan_contender_pauses_its_discriminator_at_half():
+    (spec,) = md.resolve_models(["vaegan-pause"])
+    params = spec.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+    assert params["pause_discriminator_below"] == 0.5 and params["adapter"].size == 16
+    assert "pause_discriminator_below=0.5" in spec.description
+
+
 def test_a_genad_run_records_the_weight_averaging_its_fit_used():
     (spec,) = md.resolve_models(["conv-ae"])
     entry = rn.run_one(spec, _tiny_set(), 0, md.BuildContext(epochs=1, device="cpu"),

@@ -338,7 +338,7 @@ def _constant_decoder(model: AdversarialModel, value: float) -> AdversarialModel
 def test_a_discriminator_that_wins_outright_is_reported_with_advice():
     model, x = _constant_decoder(vaegan(), 30.0), _data()  # fakes told at a glance
     with pytest.raises(TrainingDivergedError,
-                       match=r"discriminator won outright.*lower learning_rate"):
+                       match=r"won outright.*pause_discriminator_below=0\.5.*lower learning_rate"):
         train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
                                                      learning_rate=1e-2))
     means = [(total / steps).tolist() for total, steps in model._duel.values()]
@@ -352,6 +352,44 @@ def test_a_discriminator_that_does_not_win_every_epoch_is_not_reported():
     train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
                                                  learning_rate=1e-2))
     assert model._duel and model._duel_advice() is None
+
+
+def test_a_paused_discriminator_waits_instead_of_winning_outright():
+    """The run that raises above trains on when the discriminator skips the steps it
+    would take while already winning: it never wins outright, and the history says how
+    many steps waited."""
+    model, x = _constant_decoder(vaegan(pause_discriminator_below=0.5), 30.0), _data()
+    model.health_samples = lambda real, generator: None  # one row: skip the collapse check
+    history = train_model(model, x[:256], x[256:], _config(epochs=30, batch_size=16,
+                                                           learning_rate=1e-2))
+    pauses = history["parts"]["d_pause"]
+    assert len(pauses) == 30 and pauses[0] < 1 and max(pauses) > 0.5
+    means = [(total / steps).tolist() for total, steps in model._duel.values()]
+    assert min(d for d, _ in means) > D_WON_LOSS
+    assert model._duel_advice() is None
+
+
+def test_a_paused_step_leaves_the_discriminator_and_its_optimiser_alone():
+    model, x = vaegan(pause_discriminator_below=float("inf")), _data()  # every step waits
+    before = copy.deepcopy(model.discriminator.state_dict())
+    optimizers = model.configure_optimizers(1e-3, 0.0)
+    model.set_generator(torch.Generator().manual_seed(0))
+    model.train()
+    parts = model.train_step(x, optimizers)
+    assert float(parts["d_pause"]) == 1.0 and math.isfinite(float(parts["d_loss"]))
+    assert not optimizers[1].state  # Adam never stepped
+    for k, v in model.discriminator.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    assert any(optimizers[0].state.values())  # the generator side did step
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_a_pause_threshold_must_be_positive_and_needs_the_bce_objective(bad):
+    disc = factory.discriminator("mlp", (D,), **OPTS)
+    with pytest.raises(ValueError, match="pause_discriminator_below"):
+        AdversarialModel(disc, LATENT, pause_discriminator_below=bad)
+    with pytest.raises(ValueError, match="pause_discriminator_below"):
+        AdversarialModel(disc, LATENT, objective="wasserstein", pause_discriminator_below=0.5)
 
 
 def test_ganomaly_resets_a_discriminator_that_wins_and_trains_on():

@@ -75,7 +75,8 @@ class AdversarialModel(GenerativeModel):
     and the discriminator side's, averaged over the ``n_critic`` steps: ``"d_loss"``
     (with the weighted penalty), ``"gp"`` (with ``gp_weight > 0``), and ``"fool"``
     (``-log D(fake)`` on the discriminator step's fakes, BCE objective) or
-    ``"wasserstein"`` (the critic's estimate ``mean D(real) - mean D(fake)``).
+    ``"wasserstein"`` (the critic's estimate ``mean D(real) - mean D(fake)``), and
+    ``"d_pause"`` (the share of paused steps, with ``pause_discriminator_below``).
 
     Health (:meth:`check_health`, after training, advice raised by the loop as a
     :class:`~genad.errors.TrainingDivergedError`); a non-finite loss part stops the loop
@@ -110,6 +111,13 @@ class AdversarialModel(GenerativeModel):
     gp_weight : float, default 0
         Weight of the WGAN-GP gradient penalty (Gulrajani et al. 2017; 10 in the paper);
         0 for none. Needs fakes shaped like the real batch.
+    pause_discriminator_below : float, optional
+        BCE objective only: a discriminator step whose loss on the batch (real plus fake
+        terms; ``2 log 2`` ~ 1.39 when it cannot tell them apart) is already below this
+        is measured but not taken, so a discriminator that is winning waits for the
+        generator instead of winning outright (after the equilibrium rule of Larsen et
+        al.'s VAE-GAN code). The share of each epoch's discriminator steps paused is in
+        the history as ``"d_pause"``. None (the default) never pauses.
     """
 
     #: Adam's ``(beta1, beta2)`` for both players (DCGAN's)
@@ -130,7 +138,8 @@ class AdversarialModel(GenerativeModel):
     reset_discriminator_below: ClassVar[float | None] = None
 
     def __init__(self, discriminator: nn.Module, latent_dim: int, *, objective: str = "bce",
-                 n_critic: int = 1, gp_weight: float = 0.0) -> None:
+                 n_critic: int = 1, gp_weight: float = 0.0,
+                 pause_discriminator_below: float | None = None) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -138,6 +147,12 @@ class AdversarialModel(GenerativeModel):
             raise ValueError(f"n_critic must be at least 1, got {n_critic}")
         if not float(gp_weight) >= 0:
             raise ValueError(f"gp_weight must be >= 0, got {gp_weight}")
+        if pause_discriminator_below is not None and (
+                objective != "bce" or not float(pause_discriminator_below) > 0):
+            raise ValueError("pause_discriminator_below needs the bce objective and a "
+                             f"value > 0, got {pause_discriminator_below!r}")
+        self.pause_discriminator_below = (None if pause_discriminator_below is None
+                                          else float(pause_discriminator_below))
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.objective = objective
@@ -266,13 +281,18 @@ class AdversarialModel(GenerativeModel):
             self._initial_discriminator = {k: v.detach().clone() for k, v
                                            in self.discriminator.state_dict().items()}
         d_parts: dict[str, torch.Tensor] = {}
+        pause = self.pause_discriminator_below
         for _ in range(self.n_critic):
             with torch.no_grad():
                 fake = self.fakes(x)
             opt_d.zero_grad(set_to_none=True)
             parts = self.discriminator_losses(x, fake)
-            parts["d_loss"].backward()
-            opt_d.step()
+            paused = pause is not None and bool(parts["d_loss"].detach() < pause)
+            if not paused:
+                parts["d_loss"].backward()
+                opt_d.step()
+            if pause is not None:
+                parts["d_pause"] = torch.tensor(float(paused), device=x.device)
             for k, v in parts.items():
                 v = v.detach() / self.n_critic
                 d_parts[k] = d_parts[k] + v if k in d_parts else v
@@ -327,7 +347,8 @@ class AdversarialModel(GenerativeModel):
             f"training its loss stayed below "
             f"{D_WON_LOSS} and the generator's -log D(fake) above {G_LOST_NLL:.2f} (last "
             f"epoch: {d:.2g} and {fool:.3g}), so the generator got no useful adversarial "
-            "signal. Try a lower learning_rate, a smaller discriminator (hidden_sizes or "
+            "signal. Try pause_discriminator_below=0.5 (the discriminator waits while it "
+            "is winning), a lower learning_rate, a smaller discriminator (hidden_sizes or "
             "conv_width), a larger batch_size, or a lower adversarial weight"
         )
 

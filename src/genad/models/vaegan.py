@@ -59,12 +59,17 @@ class VAEGANModel(AdversarialModel):
         Weight of the discriminator-feature error, in training and in the score.
     adversarial_weight : float, default 1.0
         Weight of the adversarial term.
+    pause_discriminator_below : float, optional
+        Skip a discriminator step whose loss is already below this (see
+        :class:`~genad.models.gan.AdversarialModel`); None never skips.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module,
                  latent_dim: int, *, beta: float = 1.0, feature_weight: float = 1.0,
-                 adversarial_weight: float = 1.0) -> None:
-        super().__init__(discriminator, latent_dim, objective="bce")
+                 adversarial_weight: float = 1.0,
+                 pause_discriminator_below: float | None = None) -> None:
+        super().__init__(discriminator, latent_dim, objective="bce",
+                         pause_discriminator_below=pause_discriminator_below)
         self.encoder = encoder
         self.decoder = decoder
         self.beta = float(beta)
