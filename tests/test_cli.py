@@ -510,6 +510,58 @@ def test_train_warns_when_it_hits_the_epoch_cap(workdir, tmp_path):
     assert "--epochs" in warning[0]
 
 
+def test_train_set_passes_parameters_to_the_saved_model(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "-l", "label", "--out", tmp_path / "m.genad",
+                 "--epochs", "1", "-q", "--set", "learning_rate=2e-4",
+                 "--set", "hidden_sizes=[16, 8]", "--set", "scaling=robust",
+                 "--set", "weight_averaging=none", "--set", "normalize_errors=true")
+    assert result.exit_code == 0, result.output
+    det = genad.load(tmp_path / "m.genad")
+    assert det.learning_rate == 2e-4 and list(det.hidden_sizes) == [16, 8]
+    assert det.scaling == "robust" and det.weight_averaging is None
+    assert det.normalize_errors is True
+    assert run("info", tmp_path / "m.genad").stdout.count("0.0002") == 1
+
+
+@pytest.mark.parametrize("text, value", [
+    ("0.5", 0.5), ("1e-4", 1e-4), ("3", 3), ("[64, 32]", [64, 32]), ("None", None),
+    ("none", None), ("null", None), ("True", True), ("false", False), ("robust", "robust"),
+    ("'robust'", "robust"), (" 0.5 ", 0.5),
+])
+def test_set_values_are_literals_or_text(text, value):
+    from genad.cli import _setting_value
+
+    parsed = _setting_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("settings, contains", [
+    (["learning_rat=1e-4"], "model 'ae' has no parameter 'learning_rat' (did you mean "
+                            "'learning_rate'?); its parameters: backbone"),
+    (["epochs=3"], "--set epochs: use --epochs instead"),
+    (["random_state=3"], "use --seed instead"),
+    (["categorical_columns=['kind']"], "use --categorical instead"),
+    (["learning_rate"], "expected NAME=VALUE"),
+    (["=3"], "expected NAME=VALUE"),
+    (["learning_rate=1", "learning_rate=2"], "--set learning_rate is given twice"),
+    (["learning_rate=fast"], "learning_rate must be a number"),
+    (["pause_discriminator_below=0.5"], "model 'ae' has no parameter"),
+])
+def test_train_set_refuses_bad_settings(workdir, tmp_path, settings, contains):
+    args = [a for s in settings for a in ("--set", s)]
+    result = run("train", workdir / "train.csv", "-l", "label", "--out", tmp_path / "m.genad",
+                 "--epochs", "1", "-q", *args)
+    assert_one_line_error(result, 1, contains=contains)
+    assert not (tmp_path / "m.genad").exists()
+
+
+def test_train_diverged_error_says_how_to_set_its_advice(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "-l", "label", "--out", tmp_path / "m.genad",
+                 "--epochs", "3", "-q", "--set", "learning_rate=1e12")
+    line = assert_one_line_error(result, 1, contains="training diverged")
+    assert "learning_rate" in line and "set a parameter with --set NAME=VALUE" in line
+
+
 @pytest.mark.parametrize("command", ["train", "score", "evaluate", "report", "info",
                                      "calibrate", "demo"])
 def test_help_shows_flags_as_flags(command):

@@ -224,6 +224,19 @@ def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_p
                                      "d.loss == 'ssim' and d.model_.ssim is not None")
 
 
+def test_train_set_reaches_the_model_a_new_process_loads(images, tmp_path):
+    model = tmp_path / "paused.genad"
+    assert_ok(genad_cli("train", images / "train", "--model", "vaegan", "--epochs", "2",
+                        "--set", "pause_discriminator_below=0.5", "--set", "conv_width=8",
+                        "--set", "smoothing=2", "--target-fpr", "0.1", "--out", model, "-q"))
+    out = tmp_path / "scores.csv"
+    assert_ok(genad_cli("score", model, images / "test", "--out", out))
+    _assert_fresh_load_scores_as_csv(
+        model, images / "test", out,
+        "d.pause_discriminator_below == 0.5 and d.conv_width == 8 and "
+        "d.adapter_.smoothing == 2 and 'd_pause' in d.history_['parts']")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "ganomaly", "--latent-neighbors", "3"],
      "model 'ganomaly' has no latent-distance score; models with one: ae, dae, vae"),
@@ -233,6 +246,11 @@ def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_p
     (["--model", "conv-vae", "--loss", "ssim"],
      "--loss: model 'conv-vae' has no choice of reconstruction error; models with one: "
      "conv-ae"),
+    (["--set", "loss=ssim"], "--set loss: use --loss instead"),
+    (["--set", "size=32"], "--set size: use --size instead"),
+    (["--set", "smoothin=2"], "no parameter 'smoothin' (did you mean 'smoothing'?)"),
+    (["--set", "scaling=robust"], "model 'conv-ae' has no parameter 'scaling'"),
+    (["--set", "smoothing=-1"], "smoothing must be a number in [0, inf), got -1"),
 ])
 def test_latent_options_that_cannot_work_fail_in_one_line(images, tmp_path, args, message):
     proc = genad_cli("train", images / "train", *args, "--out", tmp_path / "x.genad")

@@ -541,7 +541,7 @@ def test_table_shortcuts_are_refused_for_another_kind_of_data(table, monkeypatch
         kind = "other"
 
     det = genad.AutoEncoder(adapter=Other(), categorical_columns=["kind"])
-    with pytest.raises(InvalidInputError, match="only apply to tables"):
+    with pytest.raises(InvalidInputError, match="categorical_columns applies only to tables"):
         det.fit(table)
 
 

@@ -384,6 +384,88 @@ def _latent_options(name: str, neighbors: int | None,
             "latent_metric": (metric or LatentMetric.euclidean).value}
 
 
+#: Parameters that ``genad train`` sets through options of its own: ``--set`` refuses
+#: them and names the option.
+_OWN_OPTIONS = {
+    "epochs": "--epochs", "target_fpr": "--target-fpr", "random_state": "--seed",
+    "device": "--device", "verbose": "--quiet", "latent_neighbors": "--latent-neighbors",
+    "latent_metric": "--latent-metric", "adapter": "--size, --tile, --image-score and --set",
+}
+_OWN_OPTIONS_BY_MODALITY = {
+    "image": {"loss": "--loss", "size": "--size", "tile": "--tile", "score": "--image-score"},
+    "tabular": {"categorical_columns": "--categorical"},
+}
+
+_SET_EXAMPLE = "such as --set learning_rate=1e-4"
+
+
+def _setting_value(text: str) -> Any:
+    """The value of ``--set NAME=VALUE``: a Python literal (``0.5``, ``[64, 32]``,
+    ``None``, ``True``, ``'text'``), ``true``/``false``/``none``/``null`` in any case, else
+    the text itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        words = {"true": True, "false": False, "none": None, "null": None}
+        return words.get(text.strip().lower(), text.strip())
+
+
+def _settings(values: list[str] | None, name: str, modality: str
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``--set NAME=VALUE`` options for model ``name``: (detector arguments, image
+    adapter arguments).
+
+    A name is a parameter of the model's detector or, for images, of ``ImageAdapter``
+    that no other option sets; values are checked by the detector when it fits.
+    """
+    if not values:
+        return {}, {}
+    from genad._text import did_you_mean
+
+    params = set(registry.load_class(name)().get_params(deep=False))
+    adapter_params: set[str] = set()
+    if modality == "image":
+        from genad.data.image import ImageAdapter
+        from genad.detector import TABLE_SHORTCUTS
+
+        params -= set(TABLE_SHORTCUTS)  # options of the table adapter
+        adapter_params = set(ImageAdapter().get_params()) - params
+    own = {**_OWN_OPTIONS, **_OWN_OPTIONS_BY_MODALITY.get(modality, {})}
+    settable = sorted((params | adapter_params) - set(own))
+    detector: dict[str, Any] = {}
+    adapter: dict[str, Any] = {}
+    for value in values:
+        key, equals, text = value.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise InvalidInputError(f"--set {value!r}: expected NAME=VALUE, {_SET_EXAMPLE}")
+        if key in own:
+            raise InvalidInputError(f"--set {key}: use {own[key]} instead")
+        if key not in settable:
+            raise InvalidInputError(
+                f"--set {key}: model {name!r} has no parameter {key!r}"
+                f"{did_you_mean(key, settable)}; its parameters: {', '.join(settable)}")
+        chosen = adapter if key in adapter_params else detector
+        if key in chosen:
+            raise InvalidInputError(f"--set {key} is given twice")
+        chosen[key] = _setting_value(text)
+    return detector, adapter
+
+
+def _fit(detector: Any, x: Any, y: Any) -> None:
+    """``detector.fit(x, y)``; a diverged run's advice says how to set a parameter here."""
+    from genad.errors import TrainingDivergedError
+
+    try:
+        detector.fit(x, y)
+    except TrainingDivergedError as exc:
+        raise TrainingDivergedError(
+            f"{exc} (on the command line, set a parameter with --set NAME=VALUE, "
+            f"{_SET_EXAMPLE})") from exc
+
+
 def _modality(data: Path, forced: Modality) -> str:
     """``"image"`` or ``"tabular"``: ``--modality``, else detected from DATA (a folder, an
     image file or a manifest CSV with a path column are images)."""
@@ -434,12 +516,14 @@ def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any,
 def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
                   tile: int | None, split: str | None, image_score: ImageScore | None,
                   latent: dict[str, Any], loss: ReconstructionLoss | None, target_fpr: float,
-                  epochs: int | None, seed: int, device: str, verbose: int) -> None:
+                  epochs: int | None, seed: int, device: str, verbose: int,
+                  settings: list[str] | None) -> None:
     from genad.data.image import ImageAdapter
 
     name = model.value if model is not None else "conv-ae"
     _check_model_modality(name, "image")
-    options = dict(latent)
+    options, adapter_options = _settings(settings, name, "image")
+    options.update(latent)
     if loss is not None:
         takes = _models_taking("loss", modality="image")
         if name not in takes:
@@ -453,12 +537,13 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
             f"--latent-neighbors makes the model's score a latent distance, but "
             f"--image-score {score} scores from the anomaly map; leave --image-score out "
             f"(with --latent-neighbors it is 'model')")
-    adapter = ImageAdapter(size=size, tile=tile, **({"score": score} if score else {}))
+    adapter = ImageAdapter(size=size, tile=tile, **({"score": score} if score else {}),
+                           **adapter_options)
     images, y, chosen = _read_images(data, split, "train")
     detector = registry.load_class(name)(
         adapter=adapter, target_fpr=target_fpr, epochs=epochs,
         random_state=seed, device=device, verbose=verbose, **options)
-    detector.fit(images, y)
+    _fit(detector, images, y)
     path = _save(detector, target)
     n = len(images)
     n_anomalies = int(y.sum()) if y is not None else 0
@@ -562,6 +647,13 @@ def _train(
     random_state: int | None = typer.Option(None, "--random-state", hidden=True,
                                             help="Old name of --seed."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    settings: list[str] | None = typer.Option(
+        None, "--set", metavar="NAME=VALUE",
+        help="Set any other parameter of the model's detector (repeat the option), such as "
+             "--set learning_rate=1e-4 --set hidden_sizes=[64,32] --set "
+             "pause_discriminator_below=0.5; for images also the image settings, such as "
+             "--set smoothing=2. VALUE is a number, true/false, none, a list or text; an "
+             "unknown NAME lists the model's parameters."),
     quiet: bool = typer.Option(
         False, "--quiet", "-q",
         help="No progress (a bar on a terminal, a line every few epochs otherwise).",
@@ -582,7 +674,7 @@ def _train(
                       image_score=image_score, latent=latent, loss=loss,
                       target_fpr=target_fpr, epochs=epochs,
                       seed=seed if random_state is None else random_state, device=device,
-                      verbose=_verbosity(quiet))
+                      verbose=_verbosity(quiet), settings=settings)
         return
     if (size is not None or tile is not None or split is not None or image_score is not None
             or loss is not None):
@@ -591,6 +683,7 @@ def _train(
     model = model or ModelName("ae")
     _check_model_modality(model.value, "tabular")
     latent = _latent_options(model.value, latent_neighbors, latent_metric)
+    options = {**_settings(settings, model.value, "tabular")[0], **latent}
     df = _read(data)
     excluded = _names(exclude_columns)
     _check_columns(excluded, df, data, "excluded column")
@@ -604,9 +697,9 @@ def _train(
     detector = registry.load_class(model.value)(
         target_fpr=target_fpr, epochs=epochs, categorical_columns=_names(categorical) or None,
         random_state=seed if random_state is None else random_state, device=device,
-        verbose=_verbosity(quiet), **latent,
+        verbose=_verbosity(quiet), **options,
     )
-    detector.fit(df, y)
+    _fit(detector, df, y)
     path = _save(detector, target)
     n_anomalies = int(y.sum()) if y is not None else 0
     n_cal = len(detector.calibration_scores_)

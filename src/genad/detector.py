@@ -299,8 +299,9 @@ class Detector(BaseEstimator):
             return adapter
         if adapter.kind != "tabular":
             raise InvalidInputError(
-                f"{', '.join(shortcuts)} only apply to tables, but the {adapter.kind} adapter "
-                "reads this input; set its options through adapter="
+                f"{', '.join(shortcuts)} {'applies' if len(shortcuts) == 1 else 'apply'} "
+                f"only to tables, but the {adapter.kind} adapter reads this input; set its "
+                "options through adapter="
             )
         if self.adapter is not None:
             defaults = type(adapter)().get_params()
