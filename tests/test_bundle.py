@@ -646,6 +646,25 @@ def test_a_document_from_before_weight_averaging_loads_without_it(bundle_path, t
     assert np.isfinite(loaded.threshold_)
 
 
+def test_a_document_from_before_a_parameter_loads_with_it_off(tmp_path):
+    """A bundle stores every parameter, so one it lacks was saved before the parameter
+    existed: it loads with the value that describes how it was trained
+    (``params_before``), not with today's default."""
+    images = np.random.default_rng(0).random((40, 16, 16))
+    det = genad.VAEGAN(epochs=1, target_fpr=0.3, random_state=0, verbose=0).fit(images)
+    path = det.save(tmp_path / "new.genad")
+
+    def edit(doc):
+        del doc["params"]["pause_discriminator_below"], doc["params"]["weight_averaging"]
+
+    loaded = genad.load(_forge(path, tmp_path / "old.genad", edit))
+    assert loaded.pause_discriminator_below is None and loaded.weight_averaging is None
+    assert loaded.model_.pause_discriminator_below is None
+    assert genad.load(path).model_.pause_discriminator_below == 0.5
+    np.testing.assert_allclose(loaded.anomaly_score(images), det.anomaly_score(images),
+                               rtol=1e-5)
+
+
 # ----------------------------------------------------- the format on its own
 def _even_count(body, version):
     from genad.bundle_schema import DocumentError

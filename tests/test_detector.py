@@ -597,8 +597,24 @@ def test_vaegan_pause_reaches_the_model_the_history_and_the_bundle(table, tmp_pa
     assert loaded.model_.pause_discriminator_below == 0.5
     np.testing.assert_allclose(loaded.anomaly_score(table), det.anomaly_score(table),
                                rtol=1e-5)
-    plain = genad.VAEGAN(hidden_sizes=[8], epochs=1, random_state=0, verbose=0).fit(table)
-    assert "d_pause" not in plain.history_["parts"]  # None (the default) never pauses
+    plain = genad.VAEGAN(pause_discriminator_below=None, hidden_sizes=[8], epochs=1,
+                         random_state=0, verbose=0).fit(table)
+    assert "d_pause" not in plain.history_["parts"]  # None never pauses
+
+
+def test_vaegan_pauses_by_default_on_images_only(table, tmp_path):
+    """``"auto"`` is 0.5 with the conv2d backbone (images) and off with the MLP (tables);
+    the model a bundle rebuilds has the same value."""
+    on_table = genad.VAEGAN(hidden_sizes=[8], epochs=1, random_state=0, verbose=0).fit(table)
+    assert on_table.pause_discriminator_below == "auto"
+    assert on_table.model_.pause_discriminator_below is None
+    assert "d_pause" not in on_table.history_["parts"]
+    images = np.random.default_rng(0).random((40, 16, 16))
+    on_images = genad.VAEGAN(epochs=1, target_fpr=0.3, random_state=0, verbose=0).fit(images)
+    assert on_images.model_.pause_discriminator_below == 0.5
+    assert "d_pause" in on_images.history_["parts"]
+    path = on_images.save(tmp_path / "m.genad")
+    assert genad.load(path).model_.pause_discriminator_below == 0.5
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), "0.5"])

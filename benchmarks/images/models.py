@@ -347,10 +347,14 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
     _cosine_knn_spec("conv-vae-knn-cos", "ConvVAE", "posterior mean", "posterior means"),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
-    ModelSpec("vaegan", "genad", f"genad.VAEGAN({_GENAD_ARGS})", _genad("VAEGAN")),
+    ModelSpec("vaegan", "genad",
+              f"genad.VAEGAN(pause_discriminator_below=None, {_GENAD_ARGS}): the "
+              "discriminator never waits (the default until session 12)",
+              _genad("VAEGAN", {"pause_discriminator_below": None})),
     ModelSpec("vaegan-pause", "genad",
               f"genad.VAEGAN(pause_discriminator_below=0.5, {_GENAD_ARGS}): the "
-              "discriminator skips a step while its loss is below 0.5",
+              "discriminator skips a step while its loss is below 0.5 (on images the "
+              "default since session 12)",
               _genad("VAEGAN", {"pause_discriminator_below": 0.5})),
     ModelSpec("pca", "peer",
               f"sklearn PCA(n_components={PCA_VARIANCE}, svd_solver='full') on [0, 1] pixels; "

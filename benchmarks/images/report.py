@@ -162,12 +162,12 @@ def _set_table(res: Results, dataset: str) -> list[str]:
 def _weights(ents: Runs) -> str:
     """What a genad model's rows kept: ``avg N`` (weights averaged over N epochs) or
     ``raw`` (the best epoch's weights: rows made before weight averaging, or with it off);
-    ``–`` for a peer."""
+    ``–`` for a peer or when no run fitted."""
     if not ents or ents[0].get("family") != "genad":
         return "–"
     spans = {"raw" if r.get("weight_averaging") is None else f"avg {r['weight_averaging']:g}"
-             for r in ents}
-    return "/".join(sorted(spans))
+             for r in ents if is_ok(r)}  # a failed run kept no weights
+    return "/".join(sorted(spans)) or "–"
 
 
 def _kind_table(res: Results, dataset: str) -> list[str]:

@@ -178,6 +178,9 @@ class Detector(BaseEstimator):
         "random_state": Integer(0, high=2**32 - 1, allow_none=True),
         "verbose": Flag(),
     }
+    #: parameter -> the value that reproduces a bundle saved before the parameter existed
+    #: (a bundle stores every parameter; one it lacks was made without that feature)
+    params_before: ClassVar[dict[str, Any]] = {"weight_averaging": None}
     #: backbones this detector's model can use ("auto" means the first that takes the
     #: samples' rank)
     backbones: ClassVar[tuple[str, ...]] = ("mlp",)
@@ -910,7 +913,7 @@ class Detector(BaseEstimator):
         from genad.data.tabular import TabularAdapter
 
         # the parameters: only the constructor's, each checked
-        params = dict(doc["params"])
+        params = {**cls.params_before, **doc["params"]}
         unknown = sorted(set(params) - set(cls._get_param_names()))
         if unknown:
             raise DocumentError(f"params.{unknown[0]} is not a parameter of {cls.__name__}")

@@ -6,7 +6,7 @@ import inspect
 import math
 from typing import Any
 
-from genad._params import CountOrFraction, Integer, OneOf, Real
+from genad._params import AutoOr, CountOrFraction, Integer, OneOf, Real
 from genad.data.base import Adapter
 from genad.detector import Detector
 from genad.errors import InvalidInputError
@@ -22,6 +22,9 @@ from genad.registry import load_class, names
 
 __all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder",
            "ConvAutoEncoder", "ConvVAE", "MODELS"]
+
+#: what VAE-GAN's ``pause_discriminator_below="auto"`` means on images (``docs/images.md``)
+AUTO_PAUSE_BELOW = 0.5
 
 #: the parameters every detector shares (those of ``Detector.__init__``)
 _COMMON = [name for name in inspect.signature(Detector.__init__).parameters if name != "self"]
@@ -636,12 +639,13 @@ class VAEGAN(_TablesOrImages, Detector):
         Weight of the discriminator-feature error, in training and in the score.
     adversarial_weight : float, default 1.0
         Weight of the adversarial loss of the encoder and decoder.
-    pause_discriminator_below : float, optional
+    pause_discriminator_below : float, "auto" or None, default "auto"
         Skip a discriminator step whose loss on the batch (real plus fake binary
         cross-entropy; about 1.39 when it cannot tell them apart) is already below this:
         a discriminator that is winning waits for the decoder instead of winning outright,
-        which otherwise stops the fit with ``TrainingDivergedError``. ``0.5`` is a good
-        value (``docs/images.md``); None (the default) never skips.
+        which otherwise stops the fit with ``TrainingDivergedError``. ``"auto"`` is 0.5
+        on images (the ``conv2d`` backbone: there it was measured, ``docs/images.md``) and
+        off on tables; None never skips. The value in use is ``model_.pause_discriminator_below``.
     conv_width : int, default 16
         Channels of the first convolution on images (doubling at each halving, up to 8x).
     learning_rate : float, default 2e-4
@@ -668,13 +672,16 @@ class VAEGAN(_TablesOrImages, Detector):
         "beta": Real(0.0),
         "feature_weight": Real(0.0),
         "adversarial_weight": Real(0.0),
-        "pause_discriminator_below": Real(0.0, low_open=True, allow_none=True),
+        "pause_discriminator_below": AutoOr(Real(0.0, low_open=True, allow_none=True)),
         "conv_width": Integer(1),
     }
+    #: older bundles lack the parameter: they were trained without the pause
+    params_before = {**Detector.params_before, "pause_discriminator_below": None}
 
     def __init__(self, *, beta: float = 1.0, feature_weight: float = 1.0,
                  adversarial_weight: float = 1.0,
-                 pause_discriminator_below: float | None = None, conv_width: int = 16,
+                 pause_discriminator_below: float | str | None = "auto",
+                 conv_width: int = 16,
                  adapter: Adapter | None = None, backbone: str = "auto",
                  hidden_sizes: list[int] | None = None, latent_dim: int | None = None,
                  epochs: int | None = None, batch_size: int = 64, learning_rate: float = 2e-4,
@@ -702,7 +709,13 @@ class VAEGAN(_TablesOrImages, Detector):
                            factory.discriminator(backbone, sample_shape, **options), latent,
                            beta=self.beta, feature_weight=self.feature_weight,
                            adversarial_weight=self.adversarial_weight,
-                           pause_discriminator_below=self.pause_discriminator_below)
+                           pause_discriminator_below=self._pause_below(backbone))
+
+    def _pause_below(self, backbone: str) -> float | None:
+        """The pause threshold that ``pause_discriminator_below`` means with ``backbone``."""
+        if isinstance(self.pause_discriminator_below, str):  # "auto"
+            return AUTO_PAUSE_BELOW if backbone == "conv2d" else None
+        return self.pause_discriminator_below
 
 
 #: CLI name -> detector class, for every preset of :mod:`genad.registry` (in its order)

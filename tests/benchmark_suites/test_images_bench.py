@@ -345,6 +345,15 @@ def test_the_paused_vaegan_contender_pauses_its_discriminator_at_half():
     assert "pause_discriminator_below=0.5" in spec.description
 
 
+def test_the_vaegan_contender_keeps_describing_the_fit_without_the_pause():
+    """The published ``vaegan`` rows were fitted before the pause became the image default:
+    the contender turns it off explicitly, so new rows mean the same."""
+    (spec,) = md.resolve_models(["vaegan"])
+    params = spec.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+    assert params["pause_discriminator_below"] is None
+    assert "pause_discriminator_below=None" in spec.description
+
+
 def test_a_genad_run_records_the_weight_averaging_its_fit_used():
     (spec,) = md.resolve_models(["conv-ae"])
     entry = rn.run_one(spec, _tiny_set(), 0, md.BuildContext(epochs=1, device="cpu"),
@@ -356,7 +365,11 @@ def test_a_genad_run_records_the_weight_averaging_its_fit_used():
 def test_the_weights_column_says_averaged_raw_or_peer():
     from benchmarks.images.report import _weights
 
-    assert _weights([{"family": "genad", "weight_averaging": 2.0}] * 2) == "avg 2"
-    assert _weights([{"family": "genad"}, {"family": "genad", "weight_averaging": 2.0}]
+    ok = {"family": "genad", "status": "ok"}
+    assert _weights([{**ok, "weight_averaging": 2.0}] * 2) == "avg 2"
+    assert _weights([ok, {**ok, "weight_averaging": 2.0}]
                     ) == "avg 2/raw"  # a row made before the option has no such key
-    assert _weights([{"family": "peer"}]) == "–"
+    failed = {"family": "genad", "status": "failed: TrainingDivergedError: ..."}
+    assert _weights([failed, {**ok, "weight_averaging": 2.0}]) == "avg 2"  # kept none
+    assert _weights([failed]) == "–"
+    assert _weights([{"family": "peer", "status": "ok"}]) == "–"

@@ -346,6 +346,16 @@ def test_a_discriminator_that_wins_outright_is_reported_with_advice():
     assert all(d < D_WON_LOSS for d, _ in means[15:])
 
 
+def test_a_pause_too_low_to_help_is_reported_with_a_higher_one_first():
+    # pausing only below 1e-4 leaves the discriminator free to win at 1e-3
+    model = _constant_decoder(vaegan(pause_discriminator_below=1e-4), 30.0)
+    with pytest.raises(TrainingDivergedError,
+                       match=r"won outright.*Try a higher pause_discriminator_below than "
+                             r"0\.0001 \(the discriminator waits sooner\), a lower"):
+        train_model(model, _data()[:256], _data()[256:],
+                    _config(epochs=30, batch_size=16, learning_rate=1e-2))
+
+
 def test_a_discriminator_that_does_not_win_every_epoch_is_not_reported():
     # the same run with a generator that learns: the duel goes on, no advice
     model, x = vaegan(), _data()

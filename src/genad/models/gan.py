@@ -342,14 +342,18 @@ class AdversarialModel(GenerativeModel):
         if not all(d < D_WON_LOSS and fool > G_LOST_NLL for d, fool in means):
             return None
         d, fool = means[-1]
+        pause = self.pause_discriminator_below
+        first = ("pause_discriminator_below=0.5 (the discriminator waits while it is "
+                 "winning)" if pause is None else
+                 f"a higher pause_discriminator_below than {pause:g} (the discriminator "
+                 "waits sooner)")
         return (
             f"the discriminator won outright: in every epoch of the second half of "
             f"training its loss stayed below "
             f"{D_WON_LOSS} and the generator's -log D(fake) above {G_LOST_NLL:.2f} (last "
             f"epoch: {d:.2g} and {fool:.3g}), so the generator got no useful adversarial "
-            "signal. Try pause_discriminator_below=0.5 (the discriminator waits while it "
-            "is winning), a lower learning_rate, a smaller discriminator (hidden_sizes or "
-            "conv_width), a larger batch_size, or a lower adversarial weight"
+            f"signal. Try {first}, a lower learning_rate, a smaller discriminator "
+            "(hidden_sizes or conv_width), a larger batch_size, or a lower adversarial weight"
         )
 
     def _collapse_advice(self, x_val: torch.Tensor | Iterable[torch.Tensor]) -> str | None:
