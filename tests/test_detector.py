@@ -621,3 +621,27 @@ def test_vaegan_pauses_by_default_on_images_only(table, tmp_path):
 def test_vaegan_pause_must_be_a_positive_number(table, bad):
     with pytest.raises(InvalidInputError, match="pause_discriminator_below"):
         genad.VAEGAN(pause_discriminator_below=bad, verbose=0).fit(table)
+
+
+# ------------------------------------------------------------------------ DRAEM
+def test_draem_with_its_reconstruction_round_trips_through_a_bundle(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, size=(40, 20, 20), dtype=np.uint8)
+    det = genad.DRAEM(reconstruction=True, conv_width=4, epochs=1, target_fpr=0.3,
+                      random_state=0, verbose=0).fit(images)
+    assert det.model_.reconstructor is not None
+    assert set(det.history_["parts"]) >= {"focal", "dice", "reconstruction"}
+    loaded = genad.load(det.save(tmp_path / "d.genad"))
+    assert loaded.reconstruction is True and loaded.model_.reconstructor is not None
+    np.testing.assert_allclose(loaded.anomaly_score(images), det.anomaly_score(images),
+                               rtol=1e-5)
+    plain = genad.DRAEM(conv_width=4, epochs=1, target_fpr=0.3, random_state=0,
+                        verbose=0).fit(images)
+    assert plain.model_.reconstructor is None and "reconstruction" not in plain.history_["parts"]
+
+
+def test_draem_refuses_tables_and_a_bad_reconstruction_flag(table):
+    with pytest.raises(InvalidInputError, match="DRAEM takes image input"):
+        genad.DRAEM(verbose=0).fit(table)
+    images = np.zeros((20, 16, 16), dtype=np.uint8)
+    with pytest.raises(InvalidInputError, match="reconstruction must be"):
+        genad.DRAEM(reconstruction="yes", verbose=0).fit(images)

@@ -356,6 +356,11 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
               "discriminator skips a step while its loss is below 0.5 (on images the "
               "default since session 12)",
               _genad("VAEGAN", {"pause_discriminator_below": 0.5})),
+    ModelSpec("draem", "genad", f"genad.DRAEM({_GENAD_ARGS}): a U-Net segments simulated "
+              "defects; map = defect probability", _genad("DRAEM")),
+    ModelSpec("draem-rec", "genad",
+              f"genad.DRAEM(reconstruction=True, {_GENAD_ARGS}): the segmenter also sees a "
+              "reconstruction (DRAEM as published)", _genad("DRAEM", {"reconstruction": True})),
     ModelSpec("pca", "peer",
               f"sklearn PCA(n_components={PCA_VARIANCE}, svd_solver='full') on [0, 1] pixels; "
               "score = mean squared reconstruction error, map = squared residual",

@@ -13,13 +13,13 @@ Examples
 --------
 >>> from genad import registry
 >>> registry.names()
-('ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan')
+('ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan', 'draem')
 >>> registry.preset("vae").class_name
 'VAE'
 >>> registry.preset("pca-cea")
 Traceback (most recent call last):
     ...
-genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan'
+genad.errors.InvalidInputError: unknown model 'pca-cea' (did you mean 'pca-cae'?); available models: 'ae', 'dae', 'vae', 'pca-cae', 'conv-ae', 'conv-vae', 'ganomaly', 'fanogan', 'vaegan', 'draem'
 """  # noqa: E501
 
 from __future__ import annotations
@@ -197,6 +197,9 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
            "VAE-GAN: VAE with a discriminator-feature reconstruction", "mlp",
            modalities=("tabular", "image"),
            test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3}),
+    Preset("draem", "genad.estimators:DRAEM",
+           "DRAEM: a U-Net that segments simulated defects (images)", "conv2d",
+           modalities=("image",), test_settings={**_FAST, "conv_width": 4}),
 )})
 
 

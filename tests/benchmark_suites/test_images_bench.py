@@ -373,3 +373,11 @@ def test_the_weights_column_says_averaged_raw_or_peer():
     assert _weights([failed, {**ok, "weight_averaging": 2.0}]) == "avg 2"  # kept none
     assert _weights([failed]) == "–"
     assert _weights([{"family": "peer", "status": "ok"}]) == "–"
+
+
+def test_the_draem_contenders_differ_only_in_the_reconstruction():
+    plain, full = md.resolve_models(["draem", "draem-rec"])
+    params = [s.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+              for s in (plain, full)]
+    assert params[0]["reconstruction"] is False and params[1]["reconstruction"] is True
+    assert "reconstruction=True" in full.description

@@ -2,6 +2,7 @@
 
 from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel, Phase
+from genad.models.draem import DRAEMModel
 from genad.models.fanogan import FAnoGANModel
 from genad.models.gan import AdversarialModel
 from genad.models.ganomaly import GANomalyModel
@@ -11,4 +12,4 @@ from genad.models.vaegan import VAEGANModel
 
 __all__ = ["GenerativeModel", "Phase", "AutoEncoderModel", "VAEModel",
            "PCAConvAutoEncoderModel", "AdversarialModel", "GANomalyModel", "FAnoGANModel",
-           "VAEGANModel"]
+           "VAEGANModel", "DRAEMModel"]
