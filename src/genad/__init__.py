@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from genad.detector import Detector
     from genad.errors import NotFittedError
     from genad.estimators import (
+        DRAEM,
         MODELS,
         VAE,
         VAEGAN,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
         ConvAutoEncoder,
         ConvVAE,
         DenoisingAutoEncoder,
-        DRAEM,
         FAnoGAN,
         GANomaly,
         PCAConvAutoEncoder,
