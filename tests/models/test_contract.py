@@ -18,6 +18,7 @@ from torch import nn
 
 from genad.models import (
     AutoEncoderModel,
+    DRAEMModel,
     FAnoGANModel,
     GANomalyModel,
     GenerativeModel,
@@ -28,6 +29,7 @@ from genad.models import (
 from genad.nets import factory
 from genad.nets.conv1d import Conv1dAutoEncoderNet
 from genad.nets.mlp import mlp
+from genad.nets.unet import UNet
 
 D = 6  # features of the vector cases
 L = 8  # length of the series cases (a multiple of 4: the conv net needs no padding)
@@ -106,6 +108,9 @@ CASES = {
     "fanogan-conv2d": Case(lambda: _fanogan("conv2d", IMAGE), IMAGE, ("gan", "encoder")),
     "vaegan-mlp": Case(lambda: _vaegan("mlp", (D,)), (D,)),
     "vaegan-conv2d": Case(lambda: _vaegan("conv2d", IMAGE), IMAGE),
+    "draem-unet": Case(lambda: DRAEMModel(UNet(IMAGE[0], 1, width=4)), IMAGE),
+    "draem-reconstruction-unet": Case(lambda: DRAEMModel(
+        UNet(2 * IMAGE[0], 1, width=4), UNet(IMAGE[0], IMAGE[0], width=4)), IMAGE),
 }
 
 
