@@ -201,38 +201,35 @@ def test_report_shows_galleries_with_maps(pipeline, images, tmp_path):
     assert "Pixel AUROC" in html  # the manifest's masks give pixel metrics
 
 
-def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp_path):
-    model = tmp_path / "latent.genad"
-    assert_ok(genad_cli("train", images / "train", "--model", "conv-vae", "--epochs", "2",
-                        "--latent-neighbors", "3", "--latent-metric", "cosine",
+def _train_score_and_load_fresh(images, tmp_path, train_args: list[str], check: str) -> None:
+    """``genad train`` with ``train_args`` (2 epochs), ``genad score`` in a new process, and
+    a fresh interpreter that loads the model (``check`` holds) and scores the same."""
+    model = tmp_path / "m.genad"
+    assert_ok(genad_cli("train", images / "train", *train_args, "--epochs", "2",
                         "--target-fpr", "0.1", "--out", model, "-q"))
     out = tmp_path / "scores.csv"
     assert_ok(genad_cli("score", model, images / "test", "--out", out))
-    _assert_fresh_load_scores_as_csv(
-        model, images / "test", out,
+    _assert_fresh_load_scores_as_csv(model, images / "test", out, check)
+
+
+def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp_path):
+    _train_score_and_load_fresh(
+        images, tmp_path,
+        ["--model", "conv-vae", "--latent-neighbors", "3", "--latent-metric", "cosine"],
         "d.latent_neighbors == 3 and d.latent_metric == 'cosine' and "
         "d.adapter_.score == 'model'")
 
 
 def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_path):
-    model = tmp_path / "ssim.genad"
-    assert_ok(genad_cli("train", images / "train", "--model", "conv-ae", "--loss", "ssim",
-                        "--epochs", "2", "--target-fpr", "0.1", "--out", model, "-q"))
-    out = tmp_path / "scores.csv"
-    assert_ok(genad_cli("score", model, images / "test", "--out", out))
-    _assert_fresh_load_scores_as_csv(model, images / "test", out,
-                                     "d.loss == 'ssim' and d.model_.ssim is not None")
+    _train_score_and_load_fresh(images, tmp_path, ["--model", "conv-ae", "--loss", "ssim"],
+                                "d.loss == 'ssim' and d.model_.ssim is not None")
 
 
 def test_train_set_reaches_the_model_a_new_process_loads(images, tmp_path):
-    model = tmp_path / "paused.genad"
-    assert_ok(genad_cli("train", images / "train", "--model", "vaegan", "--epochs", "2",
-                        "--set", "pause_discriminator_below=0.5", "--set", "conv_width=8",
-                        "--set", "smoothing=2", "--target-fpr", "0.1", "--out", model, "-q"))
-    out = tmp_path / "scores.csv"
-    assert_ok(genad_cli("score", model, images / "test", "--out", out))
-    _assert_fresh_load_scores_as_csv(
-        model, images / "test", out,
+    _train_score_and_load_fresh(
+        images, tmp_path,
+        ["--model", "vaegan", "--set", "pause_discriminator_below=0.5", "--set",
+         "conv_width=8", "--set", "smoothing=2"],
         "d.pause_discriminator_below == 0.5 and d.conv_width == 8 and "
         "d.adapter_.smoothing == 2 and 'd_pause' in d.history_['parts']")
 
