@@ -12,6 +12,7 @@ from genad.detector import Detector
 from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel
+from genad.models.gan import SUGGESTED_PAUSE_BELOW
 from genad.models.latent import LATENT_METRICS
 from genad.models.pca import PCAConvAutoEncoderModel
 from genad.models.ssim import SSIMDissimilarity
@@ -22,9 +23,6 @@ from genad.registry import load_class, names
 
 __all__ = ["AutoEncoder", "DenoisingAutoEncoder", "VAE", "PCAConvAutoEncoder",
            "ConvAutoEncoder", "ConvVAE", "DRAEM", "MODELS"]
-
-#: what VAE-GAN's ``pause_discriminator_below="auto"`` means on images (``docs/images.md``)
-AUTO_PAUSE_BELOW = 0.5
 
 #: the parameters every detector shares (those of ``Detector.__init__``)
 _COMMON = [name for name in inspect.signature(Detector.__init__).parameters if name != "self"]
@@ -780,7 +778,7 @@ class VAEGAN(_TablesOrImages, Detector):
     def _pause_below(self, backbone: str) -> float | None:
         """The pause threshold that ``pause_discriminator_below`` means with ``backbone``."""
         if isinstance(self.pause_discriminator_below, str):  # "auto"
-            return AUTO_PAUSE_BELOW if backbone == "conv2d" else None
+            return SUGGESTED_PAUSE_BELOW if backbone == "conv2d" else None
         return self.pause_discriminator_below
 
 

@@ -11,6 +11,8 @@ from torch.nn import functional as F  # noqa: N812
 from genad.models.losses import (
     bce_discriminator_loss,
     bce_generator_loss,
+    dice_loss,
+    focal_loss,
     gaussian_kl,
     gaussian_nll,
     gradient_penalty,
@@ -106,3 +108,12 @@ def test_gradient_penalty_draws_from_the_generator_and_backpropagates():
 def test_gradient_penalty_rejects_batches_of_different_shapes():
     with pytest.raises(ValueError, match="shape"):
         gradient_penalty(lambda x: x.sum(1), torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def test_focal_and_dice_are_low_for_a_right_answer_and_high_for_a_wrong_one():
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 2:4, 2:4] = 1
+    right, wrong = (target * 2 - 1) * 8, (1 - 2 * target) * 8
+    assert focal_loss(right, target) < 1e-4 < focal_loss(wrong, target)
+    assert dice_loss(torch.sigmoid(right), target) < 0.01
+    assert dice_loss(torch.sigmoid(wrong), target) > 0.9

@@ -15,28 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from genad.models.base import GenerativeModel
+from genad.models.losses import dice_loss, focal_loss
 from genad.models.simulation import simulate_anomalies
 
 __all__ = ["DRAEMModel"]
 
-_FOCAL_GAMMA = 2.0
 _FOCAL_WEIGHT = 10.0  # the focal term is small per pixel: it is weighed up against dice
 _RECONSTRUCTION_WEIGHT = 10.0
 _VALIDATION_SEED = 0  # the held-out batches get the same simulated defects every epoch
-
-
-def focal_loss(logits: torch.Tensor, target: torch.Tensor,
-               gamma: float = _FOCAL_GAMMA) -> torch.Tensor:
-    """Mean focal loss (Lin et al. 2017) of per-pixel logits against a 0/1 target."""
-    p = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_true = p * target + (1 - p) * (1 - target)
-    return (ce * (1 - p_true) ** gamma).mean()
-
-
-def dice_loss(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``1 - Dice`` of a soft mask against a 0/1 target, over the whole batch."""
-    return 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
 
 
 class DRAEMModel(GenerativeModel):

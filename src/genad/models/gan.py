@@ -30,7 +30,7 @@ from genad.models.losses import (
 )
 
 __all__ = ["AdversarialModel", "OBJECTIVES", "D_WON_LOSS", "G_LOST_NLL", "COLLAPSE_RATIO",
-           "HEALTH_SAMPLES"]
+           "HEALTH_SAMPLES", "SUGGESTED_PAUSE_BELOW"]
 
 #: the discriminator objectives: ``"bce"`` (standard GAN, logits, real = 1) and
 #: ``"wasserstein"`` (WGAN critic; add a gradient penalty with ``gp_weight``)
@@ -42,6 +42,9 @@ D_WON_LOSS = 0.01
 #: ... while the generator's non-saturating loss ``-log D(fake)`` is above this
 #: (``log 100``: the discriminator gives the fakes under 1 % probability on average)
 G_LOST_NLL = math.log(100.0)
+#: the ``pause_discriminator_below`` the "won outright" advice suggests (and VAE-GAN's
+#: ``"auto"`` uses on images; ``docs/images.md``)
+SUGGESTED_PAUSE_BELOW = 0.5
 #: "mode collapse": generated samples whose mean pairwise distance is below this fraction
 #: of the held-out samples' mean pairwise distance
 COLLAPSE_RATIO = 0.01
@@ -343,8 +346,8 @@ class AdversarialModel(GenerativeModel):
             return None
         d, fool = means[-1]
         pause = self.pause_discriminator_below
-        first = ("pause_discriminator_below=0.5 (the discriminator waits while it is "
-                 "winning)" if pause is None else
+        first = (f"pause_discriminator_below={SUGGESTED_PAUSE_BELOW:g} (the discriminator "
+                 "waits while it is winning)" if pause is None else
                  f"a higher pause_discriminator_below than {pause:g} (the discriminator "
                  "waits sooner)")
         return (

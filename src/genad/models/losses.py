@@ -1,4 +1,5 @@
-"""Losses shared by the models: reconstruction, Gaussian likelihood, KL and adversarial.
+"""Losses shared by the models: reconstruction, Gaussian likelihood, KL, adversarial and
+per-pixel segmentation (focal, Dice).
 
 Every function takes tensors whose first dimension is the sample; per-sample reductions
 sum over all other dimensions (``flatten(1)``), so vectors ``(n, d)``, series
@@ -24,6 +25,8 @@ __all__ = [
     "wasserstein_critic_loss",
     "wasserstein_generator_loss",
     "gradient_penalty",
+    "focal_loss",
+    "dice_loss",
 ]
 
 _LOG2PI = math.log(2 * math.pi)
@@ -260,3 +263,17 @@ def gradient_penalty(
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor,
+               gamma: float = 2.0) -> torch.Tensor:
+    """Mean focal loss (Lin et al. 2017) of per-pixel logits against a 0/1 target."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_true = p * target + (1 - p) * (1 - target)
+    return (ce * (1 - p_true) ** gamma).mean()
+
+
+def dice_loss(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - Dice`` of a soft mask against a 0/1 target, over the whole batch."""
+    return 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
