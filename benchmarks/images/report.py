@@ -81,7 +81,7 @@ def _header(res: Results) -> list[str]:
     lines.append("- **Versions:** " + ", ".join(
         f"{k} {v}" for k, v in meta.get("versions", {}).items()))
     lines.append(
-        f"- **Settings:** seeds {settings.get('seeds')}, genad epochs {settings.get('epochs')}, "
+        f"- **Settings:** seeds {settings.get('seeds')}, genad epochs {_epochs(settings)}, "
         f"PCA variance {settings.get('pca_variance')}, IsolationForest input "
         f"{settings.get('iforest_side')} px, scoring timed best of "
         f"{settings.get('score_repeats')}")
@@ -94,6 +94,15 @@ def _header(res: Results) -> list[str]:
                      "the figures are not the benchmark's results.")
     lines += [f"- **Data:** `{settings.get('data_root')}`", ""]
     return lines
+
+
+def _epochs(settings: dict[str, Any]) -> str:
+    """The epochs setting; merged parts that ran with different ``--epochs`` list them."""
+    epochs = settings.get("epochs")
+    if isinstance(epochs, list):
+        return (f"{', '.join(map(str, epochs))} (the parts differ; each row's `epochs` "
+                "column says what it trained)")
+    return str(epochs)
 
 
 def _res_text(meta: dict[str, Any]) -> str:

@@ -293,10 +293,15 @@ def merge_results(parts: Sequence[dict[str, Any]], stems: Sequence[str], command
 
     The merged ``meta`` is the first part's, with every part's invocations (then the merge
     command), the union of sets, seeds and models, every data set's description, and
-    ``merged_from``. Per-epoch time lists are dropped (their mean and count stay).
+    ``merged_from``. Per-epoch time lists are dropped (their mean and count stay). When the
+    parts ran with different ``--epochs``, ``settings["epochs"]`` lists each value once
+    (sorted); each run's ``n_epochs`` says what it trained.
     """
     merged = merge_parts(parts, stems, command, sorted_keys=("seeds",))
     meta = merged["meta"]
+    epochs = sorted({p["meta"].get("settings", {}).get("epochs") for p in parts} - {None})
+    if len(epochs) > 1:
+        meta["settings"]["epochs"] = epochs
     meta["datasets"] = {k: v for p in parts for k, v in p["meta"].get("datasets", {}).items()}
     meta["model_info"] = {k: v for p in parts
                           for k, v in p["meta"].get("model_info", {}).items()}

@@ -279,8 +279,9 @@ def test_run_one_fails_on_non_finite_scores():
 
 
 def test_merge_keeps_the_later_run_and_every_command():
-    def part(value, command, models):
-        return {"meta": {"settings": {"sets": ["tiny"], "seeds": [0], "models": models},
+    def part(value, command, models, epochs=30):
+        return {"meta": {"settings": {"sets": ["tiny"], "seeds": [0], "models": models,
+                                      "epochs": epochs},
                          "invocations": [{"command": command}], "datasets": {"tiny": {}},
                          "model_info": {m: {"family": "peer"} for m in models}},
                 "runs": [{"dataset": "tiny", "seed": 0, "model": "pca", "image_auroc": value,
@@ -292,6 +293,20 @@ def test_merge_keeps_the_later_run_and_every_command():
     assert "epoch_seconds" not in merged["runs"][0]
     assert [i["command"] for i in merged["meta"]["invocations"]] == ["a", "b", "merge"]
     assert merged["meta"]["settings"]["models"] == ["pca", "iforest"]
+    assert merged["meta"]["settings"]["epochs"] == 30  # one setting stays a number
+
+
+def test_merge_lists_the_parts_different_epochs_in_the_header():
+    def part(epochs):
+        return {"meta": {"settings": {"sets": ["tiny"], "seeds": [0], "models": ["pca"],
+                                      "epochs": epochs},
+                         "invocations": [{"command": f"e{epochs}"}], "datasets": {"tiny": {}},
+                         "model_info": {"pca": {"family": "peer"}}},
+                "runs": [{"dataset": "tiny", "seed": 0, "model": "pca", "image_auroc": 0.5}]}
+
+    merged = rn.merge_results([part(30), part(150), part(15)], ["a", "b", "c"], "merge")
+    assert merged["meta"]["settings"]["epochs"] == [15, 30, 150]
+    assert "genad epochs 15, 30, 150 (the parts differ" in render(merged)
 
 
 def test_main_writes_json_and_markdown_and_report_renders(tmp_path, monkeypatch):
