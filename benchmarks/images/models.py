@@ -329,7 +329,23 @@ def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str,
                {"score": "model"}))
 
 
-MODEL_SPECS: tuple[ModelSpec, ...] = (
+def _members_spec(base: ModelSpec, k: int = 3) -> ModelSpec:
+    """``base`` trained as a ``k``-member ensemble (``n_members=k``): ``k`` random starts on
+    the same split, scores and maps averaged (each member's divided by its spread)."""
+    def build(seed: int, ctx: BuildContext, size: int) -> Contender:
+        contender = base.build(seed, ctx, size)
+        assert isinstance(contender, GenadContender)
+        contender.kwargs["n_members"] = k
+        contender.det.set_params(n_members=k)
+        return contender
+
+    return ModelSpec(f"{base.name}-x{k}", "genad",
+                     f"{base.name} with n_members={k}: {k} random starts on the same split, "
+                     "each member's score and map divided by its training spread, averaged",
+                     build)
+
+
+_BASE_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("conv-ae", "genad", f"genad.ConvAutoEncoder({_GENAD_ARGS})",
               _genad("ConvAutoEncoder")),
     ModelSpec("conv-ae-knn", "genad",
@@ -373,6 +389,15 @@ MODEL_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("mean-intensity", "peer",
               "mean pixel value, no training; brighter = more anomalous (sign fixed a priori, "
               "never flipped)", lambda seed, ctx, size: MeanIntensityContender()),
+)
+
+
+#: the contenders also benchmarked as three-member ensembles (seed stability)
+_ENSEMBLED = ("conv-ae", "conv-vae", "conv-vae-knn-cos", "conv-ae-knn1-cos", "ganomaly",
+              "fanogan", "vaegan-pause", "draem")
+MODEL_SPECS: tuple[ModelSpec, ...] = (
+    *_BASE_SPECS,
+    *(_members_spec(spec) for spec in _BASE_SPECS if spec.name in _ENSEMBLED),
 )
 
 

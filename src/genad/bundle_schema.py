@@ -274,6 +274,8 @@ _HISTORY = obj(
         "parts": _parts,
         "phases": list_of(obj({"name": string, "epochs": integer(0), "best_epoch": integer(0),
                                "stopped_early": boolean}), min_len=1),
+        # the epochs each member ran, for a detector with n_members > 1
+        "member_epochs": list_of(_SIZE, min_len=2),
     },
 )
 

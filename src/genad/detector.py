@@ -59,6 +59,7 @@ from genad.errors import (
     NotFittedError,
 )
 from genad.models.base import GenerativeModel
+from genad.models.ensemble import MemberAverage, member_seed
 from genad.nets import factory
 from genad.nets.mlp import default_mlp_sizes
 from genad.runtime import (
@@ -66,7 +67,7 @@ from genad.runtime import (
     flops_per_sample,
     predict_in_batches,
 )
-from genad.training import TrainConfig, auto_epochs, train_model
+from genad.training import TrainConfig, UnitBatches, auto_epochs, train_model
 
 __all__ = ["Detector"]
 
@@ -126,6 +127,15 @@ class Detector(BaseEstimator):
         epoch. Averaging smooths out where the last optimiser steps happened to land, so
         runs that differ only in their seed score more alike. ``"auto"``: 2 epochs on
         images, off (None) on other data. The span used is ``weight_averaging_``.
+    n_members : int, default 1
+        Train this many networks, each from its own random start (initial weights,
+        shuffling and training noise) on the same training split, and score with the
+        mean of their scores and maps, each member's divided by its spread on the
+        training data (a deep ensemble, :class:`genad.models.ensemble.MemberAverage`).
+        Scores then depend less on the seed: the member-to-member luck averages out.
+        Training and scoring cost ``n_members`` times as much; the bundle holds every
+        member. ``history_`` is the first member's, plus ``member_epochs`` (the epochs
+        each member ran).
     validation_fraction : float, default 0.1
         Share of the training normals held out for early stopping and calibration.
     target_fpr : float, default 0.01
@@ -168,6 +178,7 @@ class Detector(BaseEstimator):
         "weight_decay": Real(0.0),
         "patience": Integer(1),
         "weight_averaging": AutoOr(Real(0.0, low_open=True, allow_none=True)),
+        "n_members": Integer(1),
         "validation_fraction": RATE,
         "target_fpr": RATE,
         "contamination": OPTIONAL_RATE,
@@ -205,6 +216,7 @@ class Detector(BaseEstimator):
         weight_decay: float = 1e-5,
         patience: int = 10,
         weight_averaging: float | str | None = "auto",
+        n_members: int = 1,
         validation_fraction: float = 0.1,
         target_fpr: float = 0.01,
         contamination: float | None = None,
@@ -225,6 +237,7 @@ class Detector(BaseEstimator):
         self.weight_decay = weight_decay
         self.patience = patience
         self.weight_averaging = weight_averaging
+        self.n_members = n_members
         self.validation_fraction = validation_fraction
         self.target_fpr = target_fpr
         self.contamination = contamination
@@ -394,18 +407,25 @@ class Detector(BaseEstimator):
             math.prod(self.sample_shape_))
         epochs = self.epochs or auto_epochs(len(train_set), self.batch_size)
         self.adapter_ = adapter  # fitted: a model may read its scale (loss="ssim")
-        with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = self._build_model(self.sample_shape_)
-            noise_state = torch.get_rng_state()
-        config = TrainConfig(
-            epochs=epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay, patience=self.patience, device=self.device,
-            verbose=self.verbose, random_state=seed, description=f"genad {type(self).__name__}",
-            noise_state=noise_state, average_epochs=self._weight_averaging(adapter),
-        )
+        models, histories = [], []
+        for member in range(self.n_members):
+            start = member_seed(seed, member)
+            with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(start)
+                model = self._build_model(self.sample_shape_)
+                noise_state = torch.get_rng_state()
+            description = f"genad {type(self).__name__}" + (
+                f" (member {member + 1}/{self.n_members})" if self.n_members > 1 else "")
+            config = TrainConfig(
+                epochs=epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay, patience=self.patience, device=self.device,
+                verbose=self.verbose, random_state=start, description=description,
+                noise_state=noise_state, average_epochs=self._weight_averaging(adapter),
+            )
+            histories.append(train_model(model, train_set, val_set, config))
+            models.append(model)
         self.weight_averaging_ = config.average_epochs
-        history = train_model(model, train_set, val_set, config)
+        model, history = self._combine(models, histories, train_set, config)
         self.model_ = model
         self.history_ = history
         if adapter.learns_maps:
@@ -450,6 +470,32 @@ class Detector(BaseEstimator):
                 "the CLI) may give a better model", GenadWarning, stacklevel=2,
             )
         return self
+
+    @staticmethod
+    def _combine(models: list[GenerativeModel], histories: list[dict[str, Any]],
+                 train_set: SampleSet, config: TrainConfig
+                 ) -> tuple[GenerativeModel, dict[str, Any]]:
+        """The fitted model and its history: the one member's, or the members' average
+        (scales fitted on the training units) with the first member's history and
+        ``member_epochs``."""
+        if len(models) == 1:
+            return models[0], histories[0]
+        device = next(iter(models[0].parameters())).device
+        ensemble = MemberAverage(models).to(device).eval()
+        ensemble.fit_scales(UnitBatches(train_set, device,
+                                        max(1, min(config.batch_size, len(train_set))),
+                                        config.num_workers))
+        history = {**histories[0],
+                   "member_epochs": [len(h["train_loss"]) for h in histories],
+                   "hit_epoch_cap": any(h.get("hit_epoch_cap", False) for h in histories)}
+        return ensemble, history
+
+    def _network(self, sample_shape: tuple[int, ...]) -> GenerativeModel:
+        """The (unfitted) model ``n_members`` describes: one model, or their average."""
+        if self.n_members == 1:
+            return self._build_model(sample_shape)
+        return MemberAverage([self._build_model(sample_shape)
+                              for _ in range(self.n_members)])
 
     @staticmethod
     def _validation_data(adapter: Adapter, X_val: Any, y_val: Any
@@ -974,7 +1020,7 @@ class Detector(BaseEstimator):
         adapter = adapter_cls.from_state(doc["adapter"], arrays)
         det._check_bundle_adapter(adapter, sample_shape)
         try:
-            model = det._build_model(sample_shape)
+            model = det._network(sample_shape)
             state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
             model.load_state_dict(state, strict=True)
         except (ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -1024,7 +1070,7 @@ class Detector(BaseEstimator):
             )
         try:
             with torch.device("meta"):
-                model = self._build_model(sample_shape)
+                model = self._network(sample_shape)
         except Exception as exc:
             raise DocumentError(f"the network it describes cannot be built ({exc})") from None
         expected: dict[str, Any] = {f"model.{k}": (v.dtype, tuple(v.shape))
