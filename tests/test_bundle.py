@@ -481,6 +481,8 @@ _NAN = float("nan")
     ("history.epoch_seconds.0", -1.0, ">= 0"),
     ("history.best_epoch", 10_000, "epoch"),
     ("history.device", 5, "a string"),
+    ("history.member_epochs", [3], "at least 2"),
+    ("history.member_epochs", [3, 0], "member_epochs"),
     ("history", [], "an object"),
     ("adapter.columns.0.kind", "evil", "one of"),
     ("adapter.columns.0.median", _NAN, "finite"),

@@ -253,3 +253,20 @@ def test_latent_options_that_cannot_work_fail_in_one_line(images, tmp_path, args
     proc = genad_cli("train", images / "train", *args, "--out", tmp_path / "x.genad")
     assert proc.returncode == 1 and message in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "x.genad").exists()
+
+
+def test_members_train_apart_and_score_as_one_model_in_a_fresh_process(images, tmp_path):
+    model = tmp_path / "members.genad"
+    proc = genad_cli("train", images / "train", "--model", "conv-vae", "--members", "2",
+                     "--epochs", "2", "--target-fpr", "0.1", "--out", model)
+    assert_ok(proc)
+    assert "2 members from different random starts, scores averaged (epochs 2, 2)" in proc.stdout
+    info = genad_cli("info", model)
+    assert_ok(info)
+    assert "2 members from different random starts" in " ".join(info.stdout.split())
+    out = tmp_path / "scores.csv"
+    assert_ok(genad_cli("score", model, images / "test", "--out", out))
+    _assert_fresh_load_scores_as_csv(model, images / "test", out,
+                                     check="d.n_members == 2 and len(d.model_.members) == 2")
+    proc = genad_cli("train", images / "train", "--set", "n_members=2", "--out", model)
+    assert proc.returncode == 1 and "--set n_members: use --members instead" in proc.stderr

@@ -645,3 +645,39 @@ def test_draem_refuses_tables_and_a_bad_reconstruction_flag(table):
     images = np.zeros((20, 16, 16), dtype=np.uint8)
     with pytest.raises(InvalidInputError, match="reconstruction must be"):
         genad.DRAEM(reconstruction="yes", verbose=0).fit(images)
+
+
+# -------------------------------------------------------------------- ensembles
+def test_one_member_is_the_plain_fit(make_detector, table):
+    plain = make_detector("ae").fit(table)
+    one = make_detector("ae", n_members=1).fit(table)
+    np.testing.assert_array_equal(one.anomaly_score(table), plain.anomaly_score(table))
+    assert "member_epochs" not in one.history_
+
+
+def test_members_are_trained_apart_and_saved_together(make_detector, table, outlier_table,
+                                                      tmp_path):
+    from genad.models.ensemble import MemberAverage
+
+    X = pd.concat([table, outlier_table], ignore_index=True)
+    plain = make_detector("ae").fit(table)
+    det = make_detector("ae", n_members=3).fit(table)
+    assert isinstance(det.model_, MemberAverage) and len(det.model_.members) == 3
+    assert len(det.history_["member_epochs"]) == 3
+    first, second = (m.state_dict() for m in det.model_.members[:2])
+    assert not all(torch.equal(first[k], second[k]) for k in first)  # other random starts
+    mine = plain.model_.state_dict()
+    assert all(torch.equal(first[k], mine[k]) for k in mine)  # member 0 is the plain fit
+    scores = det.anomaly_score(X)
+    assert not np.array_equal(scores, plain.anomaly_score(X))
+    assert scores[-5:].min() > np.quantile(scores[:-5], 0.99)
+    amap = det.anomaly_map(X)
+    np.testing.assert_allclose(amap.sum(axis=1), scores, rtol=1e-5)
+    loaded = genad.load(det.save(tmp_path / "members.genad"))
+    assert loaded.n_members == 3 and loaded.history_ == det.history_
+    np.testing.assert_array_equal(loaded.anomaly_score(X), scores)
+
+
+def test_zero_members_are_refused(make_detector, table):
+    with pytest.raises(InvalidInputError, match="n_members"):
+        make_detector("ae", n_members=0).fit(table)

@@ -108,17 +108,25 @@ def group_of(dataset: str) -> str:
     raise ValueError(f"unknown data set {dataset!r}")
 
 
+#: the ``--sets`` token of the baggage full scans alone (``xray-baggage`` is also the name
+#: of their group, which adds the crops and the brightness-matched subset)
+FULL_SCANS = "xray-baggage-full"
+
+
 def resolve_sets(tokens: Sequence[str] | None) -> list[str]:
-    """Expand ``--sets`` tokens (group names, data set names, ``all``) to data sets, in run order.
+    """Expand ``--sets`` tokens (group names, data set names, ``all``, and
+    :data:`FULL_SCANS`) to data sets, in run order.
 
     Raises
     ------
     ValueError
         A token names neither a group nor a data set.
     """
-    groups = {"all": DATASETS, **{g: [d for d in DATASETS if group_of(d) == g] for g in GROUPS}}
+    groups = {"all": DATASETS, **{g: [d for d in DATASETS if group_of(d) == g] for g in GROUPS},
+              FULL_SCANS: ["xray-baggage"]}
     return resolve_names(tokens, DATASETS, groups, "set",
-                         f"all, {', '.join(GROUPS)}, or a data set: {', '.join(DATASETS)}")
+                         f"all, {', '.join(GROUPS)}, {FULL_SCANS}, or a data set: "
+                         f"{', '.join(DATASETS)}")
 
 
 @dataclass

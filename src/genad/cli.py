@@ -389,7 +389,8 @@ def _latent_options(name: str, neighbors: int | None,
 _OWN_OPTIONS = {
     "epochs": "--epochs", "target_fpr": "--target-fpr", "random_state": "--seed",
     "device": "--device", "verbose": "--quiet", "latent_neighbors": "--latent-neighbors",
-    "latent_metric": "--latent-metric", "adapter": "--size, --tile, --image-score and --set",
+    "latent_metric": "--latent-metric", "n_members": "--members",
+    "adapter": "--size, --tile, --image-score and --set",
 }
 _OWN_OPTIONS_BY_MODALITY = {
     "image": {"loss": "--loss", "size": "--size", "tile": "--tile", "score": "--image-score"},
@@ -516,7 +517,7 @@ def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any,
 def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
                   tile: int | None, split: str | None, image_score: ImageScore | None,
                   latent: dict[str, Any], loss: ReconstructionLoss | None, target_fpr: float,
-                  epochs: int | None, seed: int, device: str, verbose: int,
+                  epochs: int | None, members: int, seed: int, device: str, verbose: int,
                   settings: list[str] | None) -> None:
     from genad.data.image import ImageAdapter
 
@@ -541,7 +542,7 @@ def _train_images(data: Path, target: Path, model: Any, *, size: int | None,
                            **adapter_options)
     images, y, chosen = _read_images(data, split, "train")
     detector = registry.load_class(name)(
-        adapter=adapter, target_fpr=target_fpr, epochs=epochs,
+        adapter=adapter, target_fpr=target_fpr, epochs=epochs, n_members=members,
         random_state=seed, device=device, verbose=verbose, **options)
     _fit(detector, images, y)
     path = _save(detector, target)
@@ -567,12 +568,22 @@ def _averaged(span: Any) -> str:
     return f", weights averaged over {span:g} epochs" if isinstance(span, (int, float)) else ""
 
 
+def _members(history: dict[str, Any]) -> str:
+    """``"; N members (epochs a, b, c)"`` for an ensemble's history, else ``""``."""
+    epochs = history.get("member_epochs")
+    if not isinstance(epochs, list):
+        return ""
+    return (f"; {len(epochs)} members from different random starts, scores averaged "
+            f"(epochs {', '.join(map(str, epochs))})")
+
+
 def _epochs_line(detector: Any) -> str:
     """The ``epochs:`` line of the train summary."""
     history = detector.history_
     return (f"  epochs:    {detector.n_epochs_} (best {history['best_epoch'] + 1}"
             + (", stopped early" if history.get("stopped_early") else "")
-            + _averaged(getattr(detector, "weight_averaging_", None)) + ")")
+            + _averaged(getattr(detector, "weight_averaging_", None)) + ")"
+            + _members(history))
 
 
 # ------------------------------------------------------------------ train
@@ -635,6 +646,10 @@ def _train(
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
                                       help="Maximum epochs (default: automatic)."),
+    members: int = typer.Option(
+        1, "--members", min=1,
+        help="Train this many networks from different random starts and average their "
+             "scores: steadier from seed to seed, at MEMBERS times the cost (default 1)."),
     categorical: list[str] | None = typer.Option(
         None, "--categorical", "-c",
         help="Treat this column as categorical: comma-separated, or repeat the option.",
@@ -672,7 +687,7 @@ def _train(
                                  latent_metric)
         _train_images(data, target, model, size=size, tile=tile, split=split,
                       image_score=image_score, latent=latent, loss=loss,
-                      target_fpr=target_fpr, epochs=epochs,
+                      target_fpr=target_fpr, epochs=epochs, members=members,
                       seed=seed if random_state is None else random_state, device=device,
                       verbose=_verbosity(quiet), settings=settings)
         return
@@ -695,7 +710,8 @@ def _train(
         raise InvalidInputError(f"no column of {data} is left to train on after "
                                 "--label-column and --exclude-columns")
     detector = registry.load_class(model.value)(
-        target_fpr=target_fpr, epochs=epochs, categorical_columns=_names(categorical) or None,
+        target_fpr=target_fpr, epochs=epochs, n_members=members,
+        categorical_columns=_names(categorical) or None,
         random_state=seed if random_state is None else random_state, device=device,
         verbose=_verbosity(quiet), **options,
     )
@@ -1016,6 +1032,7 @@ def _info(
         + (", hit the epoch cap while still improving" if history.get("hit_epoch_cap") else "")
         + _averaged(fitted.get("weight_averaging_"))
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
+        + _members(history)
     )
     if doc.get("adapter_kind") == "image":
         width = doc.get("params", {}).get("conv_width")

@@ -74,6 +74,7 @@ def test_resolve_sets_expands_groups_in_run_order():
     assert ds.resolve_sets(["xray-baggage"])[:3] == [
         "xray-baggage", "xray-baggage-crop", "xray-baggage-matched"]
     assert ds.resolve_sets(None) == list(ds.DATASETS)
+    assert ds.resolve_sets([ds.FULL_SCANS]) == ["xray-baggage"]
     with pytest.raises(ValueError, match="unknown set"):
         ds.resolve_sets(["cifar"])
 
@@ -345,6 +346,18 @@ def test_the_latent_knn_contenders_score_with_the_model_score(name, metric, k):
     assert params["latent_neighbors"] == k and params["adapter"].score == "model"
     assert f"latent_neighbors={k}," in spec.description
     assert params["latent_metric"] == metric and params["adapter"].size == 16
+
+
+@pytest.mark.parametrize("name", ["conv-vae-x3", "fanogan-x3", "conv-ae-knn1-cos-x3"])
+def test_the_ensemble_contenders_are_their_base_with_three_members(name):
+    (spec,) = md.resolve_models([name])
+    (base,) = md.resolve_models([name.removesuffix("-x3")])
+    params = spec.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+    mine = base.build(0, md.BuildContext(epochs=1), 16).det.get_params(deep=False)
+    assert params.pop("n_members") == 3 and mine.pop("n_members") == 1
+    assert params.pop("adapter").get_params() == mine.pop("adapter").get_params()
+    assert params == mine
+    assert "n_members=3" in spec.description
 
 
 def test_the_ssim_contender_trains_the_conv_ae_with_ssim():
