@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,8 +63,9 @@ def genad_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
-    assert all(line.startswith(("warning: ", "epoch ")) for line in proc.stderr.splitlines()
-               if line.strip()), proc.stderr
+    progress = re.compile(r"(member \d+/\d+  )?epoch \d+/\d+  ")
+    assert all(line.startswith("warning: ") or progress.match(line)
+               for line in proc.stderr.splitlines() if line.strip()), proc.stderr
 
 
 def _table(n: int, seed: int) -> pd.DataFrame:

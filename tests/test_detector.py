@@ -681,3 +681,12 @@ def test_members_are_trained_apart_and_saved_together(make_detector, table, outl
 def test_zero_members_are_refused(make_detector, table):
     with pytest.raises(InvalidInputError, match="n_members"):
         make_detector("ae", n_members=0).fit(table)
+
+
+def test_a_diverged_member_is_named_with_the_advice(make_detector, normal_array):
+    from genad.errors import TrainingDivergedError
+
+    det = make_detector("ae", learning_rate=1e6, epochs=5, n_members=2)
+    with pytest.raises(TrainingDivergedError, match=r"member 1 of 2 \(n_members\).*learning_rate"):
+        det.fit(normal_array)
+    assert not hasattr(det, "model_")

@@ -57,6 +57,7 @@ from genad.errors import (
     GenadWarning,
     InvalidInputError,
     NotFittedError,
+    TrainingDivergedError,
 )
 from genad.models.base import GenerativeModel
 from genad.models.ensemble import MemberAverage, member_seed
@@ -414,15 +415,22 @@ class Detector(BaseEstimator):
                 torch.manual_seed(start)
                 model = self._build_model(self.sample_shape_)
                 noise_state = torch.get_rng_state()
-            description = f"genad {type(self).__name__}" + (
-                f" (member {member + 1}/{self.n_members})" if self.n_members > 1 else "")
+            which = f"member {member + 1}/{self.n_members}" if self.n_members > 1 else ""
+            description = f"genad {type(self).__name__}" + (f" ({which})" if which else "")
             config = TrainConfig(
                 epochs=epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 weight_decay=self.weight_decay, patience=self.patience, device=self.device,
                 verbose=self.verbose, random_state=start, description=description,
                 noise_state=noise_state, average_epochs=self._weight_averaging(adapter),
+                line_prefix=f"{which}  " if which else "",
             )
-            histories.append(train_model(model, train_set, val_set, config))
+            try:
+                histories.append(train_model(model, train_set, val_set, config))
+            except TrainingDivergedError as exc:
+                if self.n_members == 1:
+                    raise
+                raise TrainingDivergedError(
+                    f"member {member + 1} of {self.n_members} (n_members): {exc}") from exc
             models.append(model)
         self.weight_averaging_ = config.average_epochs
         model, history = self._combine(models, histories, train_set, config)

@@ -59,6 +59,8 @@ class TrainConfig:
     #: and validate, keep and return the averaged weights (Polyak averaging); ``None``:
     #: the raw weights of the best epoch
     average_epochs: float | None = None
+    #: text before each ``verbose >= 2`` progress line (an ensemble's ``"member 2/3  "``)
+    line_prefix: str = ""
 
 
 class _WeightAverage:
@@ -102,8 +104,9 @@ class _EpochLines:
     ``epoch 10/50  loss 0.123  val 0.130  (1.2 s)``.
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, prefix: str = "") -> None:
         self.total = total
+        self.prefix = prefix
         self.every = max(1, total // 10)
         self.t0 = time.perf_counter()
 
@@ -111,8 +114,8 @@ class _EpochLines:
         done = epoch + 1
         if done % self.every and not last:
             return
-        sys.stderr.write(f"epoch {done}/{self.total}  loss {train_loss:.4g}  val {val_loss:.4g}"
-                         f"  ({time.perf_counter() - self.t0:.1f} s)\n")
+        sys.stderr.write(f"{self.prefix}epoch {done}/{self.total}  loss {train_loss:.4g}  "
+                         f"val {val_loss:.4g}  ({time.perf_counter() - self.t0:.1f} s)\n")
         sys.stderr.flush()
 
 
@@ -427,7 +430,7 @@ def _train_phase(model: GenerativeModel, phase: Phase, batches: _Batches, val: S
     description = (config.description if phase.name == "train"
                    else f"{config.description} ({phase.name})")
     prog = _progress(show, epochs, description)
-    lines = _EpochLines(epochs) if config.verbose >= 2 else None
+    lines = _EpochLines(epochs, config.line_prefix) if config.verbose >= 2 else None
     first_loss: float | None = None
     ran = 0
     average = None
