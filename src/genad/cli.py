@@ -574,7 +574,8 @@ def _members(history: dict[str, Any]) -> str:
     if not isinstance(epochs, list):
         return ""
     return (f"; {len(epochs)} members from different random starts, scores averaged "
-            f"(epochs {', '.join(map(str, epochs))})")
+            f"(epochs {', '.join(map(str, epochs))}; the figures before are the first "
+            "member's)")
 
 
 def _epochs_line(detector: Any) -> str:
