@@ -100,36 +100,25 @@ class MemberAverage(GenerativeModel):
         floor = 1e-12 * first.abs().clamp_min(1.0)
         return torch.where(torch.isfinite(std) & (std > floor), std, torch.ones_like(std))
 
-    def _scaled(self, values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        return values / scale.to(values.dtype)
+    def _mean(self, parts: Iterable[torch.Tensor], scale: torch.Tensor) -> torch.Tensor:
+        """The mean over members of each member's part divided by its scale."""
+        total: torch.Tensor | None = None
+        for i, part in enumerate(parts):
+            part = part / scale[i].to(part.dtype)
+            total = part if total is None else total + part
+        assert total is not None
+        return total / len(self.members)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        total = None
-        for i, member in enumerate(self.members):
-            part = self._scaled(member.score(x), self.score_scale[i])
-            total = part if total is None else total + part
-        assert total is not None
-        return total / len(self.members)
+        return self._mean((m.score(x) for m in self.members), self.score_scale)
 
     def element_scores(self, x: torch.Tensor) -> torch.Tensor:
-        total = None
-        for i, member in enumerate(self.members):
-            part = self._scaled(member.element_scores(x), self.map_scale[i])
-            total = part if total is None else total + part
-        assert total is not None
-        return total / len(self.members)
+        return self._mean((m.element_scores(x) for m in self.members), self.map_scale)
 
     def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        score = amap = None
-        for i, member in enumerate(self.members):
-            s, m = member.infer(x)
-            s = self._scaled(s, self.score_scale[i])
-            m = self._scaled(m, self.map_scale[i])
-            score = s if score is None else score + s
-            amap = m if amap is None else amap + m
-        assert score is not None and amap is not None
-        n = len(self.members)
-        return score / n, amap / n
+        pairs = [member.infer(x) for member in self.members]
+        return (self._mean((s for s, _ in pairs), self.score_scale),
+                self._mean((m for _, m in pairs), self.map_scale))
 
     def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError("MemberAverage only scores: its members are trained one by "
