@@ -523,6 +523,19 @@ def test_train_set_passes_parameters_to_the_saved_model(workdir, tmp_path):
     assert run("info", tmp_path / "m.genad").stdout.count("0.0002") == 1
 
 
+def test_train_members_saves_an_ensemble_of_tables(workdir, tmp_path):
+    result = run("train", workdir / "train.csv", "-l", "label", "--out", tmp_path / "m.genad",
+                 "--epochs", "2", "-q", "--members", "2")
+    assert result.exit_code == 0, result.output
+    assert "2 members from different random starts" in result.stdout
+    det = genad.load(tmp_path / "m.genad")
+    assert det.n_members == 2 and len(det.model_.members) == 2
+    assert det.history_["member_epochs"] == [2, 2]
+    result = run("train", workdir / "train.csv", "--out", tmp_path / "x.genad",
+                 "--members", "0")
+    assert result.exit_code == 2 and "--members" in result.output
+
+
 @pytest.mark.parametrize("text, value", [
     ("0.5", 0.5), ("1e-4", 1e-4), ("3", 3), ("[64, 32]", [64, 32]), ("None", None),
     ("none", None), ("null", None), ("True", True), ("false", False), ("robust", "robust"),
