@@ -569,7 +569,8 @@ def _averaged(span: Any) -> str:
 
 
 def _members(history: dict[str, Any]) -> str:
-    """``"; N members (epochs a, b, c)"`` for an ensemble's history, else ``""``."""
+    """For an ensemble's history, ``"; N members from different random starts, scores
+    averaged (epochs a, b, c; ...)"``; else ``""``."""
     epochs = history.get("member_epochs")
     if not isinstance(epochs, list):
         return ""
