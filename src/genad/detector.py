@@ -490,8 +490,7 @@ class Detector(BaseEstimator):
             return models[0], histories[0]
         device = next(iter(models[0].parameters())).device
         ensemble = MemberAverage(models).to(device).eval()
-        ensemble.fit_scales(UnitBatches(train_set, device,
-                                        max(1, min(config.batch_size, len(train_set))),
+        ensemble.fit_scales(UnitBatches(train_set, device, config.batch_size,
                                         config.num_workers))
         history = {**histories[0],
                    "member_epochs": [len(h["train_loss"]) for h in histories],
