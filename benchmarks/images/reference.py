@@ -10,8 +10,9 @@ Two kinds, kept apart in the report:
     :mod:`benchmarks.images.readme_check` reruns each one under the README's own protocol
     to check the loaders and the peers' code.
 ``published``
-    Figures from the literature that a README quotes (with its source). Only the READMEs
-    are quoted: nothing here comes from elsewhere.
+    Figures from the literature, with their source: those a README quotes, and the
+    chest X-ray figure of SQUID (Xiang et al., CVPR 2023) on the same Kermany test split,
+    the one the images issue set its target against.
 
 Each :class:`Reference` may carry ``check``: how to rerun a README baseline (input side,
 colour mode, method, parameter). ``None`` means it is not rerun (published figures, and
@@ -108,6 +109,9 @@ REFERENCES: tuple[Reference, ...] = (
               0.653, check=Check(32, "pca", 0.9)),
     Reference("chest-xray-pneumonia", _B, _IF, "32x32", 0.604, 0.700,
               check=Check(32, "iforest")),
+    Reference("chest-xray-pneumonia", "published", "SQUID (space-aware memory in-painting)",
+              "Kermany test split, images from the originals", 0.876,
+              source="Xiang et al., CVPR 2023 (ZhangLab chest X-ray); not rerun"),
     # pneumoniamnist
     Reference("pneumoniamnist", _B, f"{_PCA}, 0.9 variance (k=43)", "28x28", 0.428, 0.564,
               check=Check(28, "pca", 0.9)),

@@ -225,9 +225,9 @@ def _ref_table(dataset: str) -> list[str]:
         return []
     rows = [[r.kind, r.method + (f" — {r.subset}" if r.subset else ""), r.input,
              fmt(r.auroc), fmt(r.auprc), r.source] for r in refs]
-    return (["", "Reference figures from the data README (README baselines use their own "
-             "input size and settings, given here; `python -m benchmarks.images.readme_check`"
-             " reruns them):", ""]
+    return (["", "Reference figures (README baselines use their own input size and "
+             "settings, given here, and `python -m benchmarks.images.readme_check` reruns "
+             "them; published figures are quoted with their source):", ""]
             + md_table(["kind", "method", "input", "AUROC", "AUPRC", "source"], rows, "lllrrl"))
 
 

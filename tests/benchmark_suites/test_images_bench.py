@@ -329,6 +329,17 @@ def test_main_writes_json_and_markdown_and_report_renders(tmp_path, monkeypatch)
     assert "`mnist` (mean of 10 digits)" in mnist and "**0.644**" in mnist
 
 
+def test_published_references_are_never_rerun_and_name_their_source():
+    from benchmarks.images.reference import REFERENCES
+    from benchmarks.images.report import _ref_table
+    assert {r.kind for r in REFERENCES} == {"README baseline", "published"}
+    published = [r for r in REFERENCES if r.kind == "published"]
+    assert published and all(r.check is None and r.source != "data README"
+                             for r in published)
+    chest = "\n".join(_ref_table("chest-xray-pneumonia"))
+    assert "SQUID" in chest and "0.876" in chest and "IsolationForest" in chest
+
+
 def test_agreement_rounds_at_the_readme_precision():
     assert agreement(0.8214, 0.82, digits=2) == "matches"
     assert agreement(0.8214, 0.820) == "close"
