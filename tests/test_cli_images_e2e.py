@@ -213,11 +213,16 @@ def _train_score_and_load_fresh(images, tmp_path, train_args: list[str], check: 
 
 
 def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp_path):
+    """The chest X-ray recipe (docs/images.md): cosine latent distance on equalised images."""
     _train_score_and_load_fresh(
         images, tmp_path,
-        ["--model", "conv-vae", "--latent-neighbors", "3", "--latent-metric", "cosine"],
+        ["--model", "conv-vae", "--latent-neighbors", "3", "--latent-metric", "cosine",
+         "--set", "equalize=true"],
         "d.latent_neighbors == 3 and d.latent_metric == 'cosine' and "
-        "d.adapter_.score == 'model'")
+        "d.adapter_.score == 'model' and d.adapter_.equalize is True")
+    info = genad_cli("info", tmp_path / "m.genad")
+    assert_ok(info)
+    assert "image score model, histogram equalised" in " ".join(info.stdout.split())
 
 
 def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_path):

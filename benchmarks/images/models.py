@@ -315,18 +315,20 @@ _GENAD_ARGS = "adapter=ImageAdapter(size=S), epochs=E, random_state=seed, verbos
 
 
 def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str,
-                     k: int = 5) -> ModelSpec:
-    """A genad model scored by the cosine latent distance (``k`` neighbours, model score)."""
+                     k: int = 5, equalize: bool = False) -> ModelSpec:
+    """A genad model scored by the cosine latent distance (``k`` neighbours, model score),
+    on histogram-equalised images with ``equalize``."""
     nearest = "the nearest unit-length training " + codes[:-1] if k == 1 else (
         f"the {k} nearest unit-length training {codes}")
     return ModelSpec(
         name, "genad",
         f"genad.{class_name}(latent_neighbors={k}, latent_metric='cosine', "
-        "adapter=ImageAdapter(size=S, score='model'), epochs=E, random_state=seed, "
-        f"verbose=0): score = {'distance' if k == 1 else 'mean distance'} of the "
-        f"unit-length {code} to {nearest}",
+        f"adapter=ImageAdapter(size=S, score='model'{', equalize=True' if equalize else ''}"
+        f"), epochs=E, random_state=seed, verbose=0): score = "
+        f"{'distance' if k == 1 else 'mean distance'} of the unit-length {code} to {nearest}"
+        + (", each image histogram-equalised first" if equalize else ""),
         _genad(class_name, {"latent_neighbors": k, "latent_metric": "cosine"},
-               {"score": "model"}))
+               {"score": "model", **({"equalize": True} if equalize else {})}))
 
 
 def _members_spec(base: ModelSpec, k: int = 3) -> ModelSpec:
@@ -361,6 +363,8 @@ _BASE_SPECS: tuple[ModelSpec, ...] = (
               _genad("ConvAutoEncoder", {"loss": "ssim"})),
     ModelSpec("conv-vae", "genad", f"genad.ConvVAE({_GENAD_ARGS})", _genad("ConvVAE")),
     _cosine_knn_spec("conv-vae-knn-cos", "ConvVAE", "posterior mean", "posterior means"),
+    _cosine_knn_spec("conv-vae-knn-cos-eq", "ConvVAE", "posterior mean", "posterior means",
+                     equalize=True),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad",
@@ -393,8 +397,8 @@ _BASE_SPECS: tuple[ModelSpec, ...] = (
 
 
 #: the contenders also benchmarked as three-member ensembles (seed stability)
-_ENSEMBLED = ("conv-ae", "conv-vae", "conv-vae-knn-cos", "conv-ae-knn1-cos", "ganomaly",
-              "fanogan", "vaegan-pause", "draem")
+_ENSEMBLED = ("conv-ae", "conv-vae", "conv-vae-knn-cos", "conv-vae-knn-cos-eq",
+              "conv-ae-knn1-cos", "ganomaly", "fanogan", "vaegan-pause", "draem")
 MODEL_SPECS: tuple[ModelSpec, ...] = (
     *_BASE_SPECS,
     *(_members_spec(spec) for spec in _BASE_SPECS if spec.name in _ENSEMBLED),

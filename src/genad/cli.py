@@ -1059,7 +1059,8 @@ def _info(
         console.print(f"images     {size[0]} x {size[1]} px, {adapter.get('channels')} "
                       f"channel(s), resize {image_params.get('resize')}, tile "
                       f"{image_params.get('tile') or 'none'}, image score "
-                      f"{image_params.get('score')}")
+                      f"{image_params.get('score')}"
+                      + (", histogram equalised" if image_params.get("equalize") else ""))
         return
     columns = Table(title=f"columns ({len(adapter.get('columns', []))} used)",
                     title_justify="left")

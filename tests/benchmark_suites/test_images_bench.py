@@ -349,7 +349,8 @@ def test_agreement_rounds_at_the_readme_precision():
 @pytest.mark.parametrize("name, metric, k", [("conv-ae-knn", "euclidean", 5),
                                              ("conv-ae-knn-cos", "cosine", 5),
                                              ("conv-ae-knn1-cos", "cosine", 1),
-                                             ("conv-vae-knn-cos", "cosine", 5)])
+                                             ("conv-vae-knn-cos", "cosine", 5),
+                                             ("conv-vae-knn-cos-eq", "cosine", 5)])
 def test_the_latent_knn_contenders_score_with_the_model_score(name, metric, k):
     (spec,) = md.resolve_models([name])
     contender = spec.build(0, md.BuildContext(epochs=1), 16)
@@ -357,9 +358,13 @@ def test_the_latent_knn_contenders_score_with_the_model_score(name, metric, k):
     assert params["latent_neighbors"] == k and params["adapter"].score == "model"
     assert f"latent_neighbors={k}," in spec.description
     assert params["latent_metric"] == metric and params["adapter"].size == 16
+    equalized = name.endswith("-eq")
+    assert params["adapter"].equalize is equalized
+    assert ("equalize=True" in spec.description) is equalized
 
 
-@pytest.mark.parametrize("name", ["conv-vae-x3", "fanogan-x3", "conv-ae-knn1-cos-x3"])
+@pytest.mark.parametrize("name", ["conv-vae-x3", "fanogan-x3", "conv-ae-knn1-cos-x3",
+                                  "conv-vae-knn-cos-eq-x3"])
 def test_the_ensemble_contenders_are_their_base_with_three_members(name):
     (spec,) = md.resolve_models([name])
     (base,) = md.resolve_models([name.removesuffix("-x3")])

@@ -147,6 +147,7 @@ def test_given_size_int_or_pair():
     ({"window": (40, 0)}, "window must be"),
     ({"augment": ["blur"]}, "augment must be"),
     ({"channels": 2}, "channels must be"),
+    ({"equalize": "yes"}, "equalize must be"),
     ({"size": 8, "tile": 16}, r"tile \(16 px\) is larger than the model size 8 x 8"),
 ])
 def test_bad_parameters_raise_invalid_input_naming_them(params, match):
@@ -159,6 +160,63 @@ def test_numpy_numbers_are_valid_parameters():
     adapter = ImageAdapter(size=(np.int64(8), 8), window=(np.float32(40), np.int64(400)),
                            top_k=np.float64(0.5)).fit(_normals(2))
     assert adapter.size_ == (8, 8)
+
+
+# ------------------------------------------------------------- equalisation
+def test_equalize_replaces_each_pixel_by_its_mid_rank_in_its_image():
+    images = np.array([[[10, 200], [200, 90]], [[0, 0], [0, 0]]], dtype=np.uint8)
+    adapter = ImageAdapter(size=2, equalize=True).fit(images)
+    raw = _raw(adapter, adapter.samples(images))[:, 0]
+    # ranks (below + below-or-equal) / 2n: 10 -> 1/8, 90 -> 3/8, the two 200s -> 6/8
+    np.testing.assert_allclose(raw[0], [[0.125, 0.75], [0.75, 0.375]], atol=1e-6)
+    np.testing.assert_allclose(raw[1], 0.5, atol=1e-6)  # a flat image: every rank equal
+
+
+def test_equalize_makes_exposure_and_contrast_not_count():
+    images = _normals(8)
+    # more contrast, darker: the same order of pixels, no two values merged
+    changed = ((images.astype(np.int64) - 50) * 2).clip(0, 255).astype(np.uint8)
+    assert images.min() >= 50 and images.max() <= 177
+    plain = ImageAdapter().fit(images)
+    assert not np.allclose(_raw(plain, plain.samples(images)),
+                           _raw(plain, plain.samples(changed)))
+    adapter = ImageAdapter(equalize=True).fit(images)
+    np.testing.assert_allclose(_raw(adapter, adapter.samples(images)),
+                               _raw(adapter, adapter.samples(changed)), atol=1e-6)
+
+
+def test_equalize_works_on_each_colour_channel_and_only_inside_the_letterbox():
+    rng = np.random.default_rng(1)
+    wide = rng.integers(0, 255, size=(2, 8, 16, 3), dtype=np.uint8)
+    adapter = ImageAdapter(size=16, resize="letterbox", equalize=True).fit(wide)
+    raw = _raw(adapter, adapter.samples(wide))
+    top, left, h, w = adapter._content_box(8, 16)
+    inside = raw[:, :, top : top + h, left : left + w]
+    assert raw.shape[1] == 3 and np.all((inside > 0) & (inside < 1))
+    np.testing.assert_allclose(inside.mean(axis=(2, 3)), 0.5, atol=1e-6)  # each channel
+    assert top > 0
+    np.testing.assert_allclose(raw[:, :, :top], 0, atol=1e-6)  # the padding stays black
+
+
+def test_an_equalized_detector_keeps_its_setting_in_the_bundle(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = _conv_ae(epochs=1, adapter=ImageAdapter(equalize=True)).fit(_normals())
+    path = det.save(tmp_path / "eq.genad")
+    again = genad.load(path)
+    assert again.adapter_.equalize is True
+    test = _with_square(_normals(4, seed=5))
+    np.testing.assert_allclose(again.anomaly_score(test), det.anomaly_score(test), rtol=1e-6)
+
+
+def test_a_bundle_without_equalize_loads_with_it_off():
+    adapter, images = _state_adapter()
+    doc, arrays = adapter.get_state()
+    del doc["params"]["equalize"]  # written before the option existed
+    again = ImageAdapter.from_state(doc, arrays)
+    assert again.equalize is False
+    torch.testing.assert_close(again.samples(images).stacked(),
+                               adapter.samples(images).stacked(), rtol=0, atol=0)
 
 
 # ----------------------------------------------------------- mixed folders

@@ -12,9 +12,13 @@ the model's per-pixel errors back into anomaly maps at each image's original siz
    repeated.
 4. **Resize** to ``size`` with ``resize="stretch"`` (both sides scaled) or
    ``"letterbox"`` (aspect kept, the rest padded with black and ignored by the maps).
-5. **Normalise** with the per-channel mean and standard deviation of the training
+5. **Equalise** (optional, ``equalize=True``): each image's histogram, channel by
+   channel: every pixel becomes its rank among the image's own pixels, in ``(0, 1)``
+   (equal values stay equal), so exposure and contrast that vary from one radiograph to
+   the next no longer count.
+6. **Normalise** with the per-channel mean and standard deviation of the training
    images (learned in ``fit``, stored in the bundle).
-6. **Tile** (optional): ``tile`` px squares with ``tile_overlap``; each tile is one unit
+7. **Tile** (optional): ``tile`` px squares with ``tile_overlap``; each tile is one unit
    of the model, its maps are stitched back by averaging the overlaps.
 
 Maps: each unit's map is averaged over channels, stitched, smoothed (Gaussian,
@@ -278,6 +282,12 @@ class ImageAdapter(Adapter):
         turns smoothing off.
     window : (float, float), optional
         DICOM window ``(center, width)`` in rescaled units, overriding the files'.
+    equalize : bool, default False
+        Equalise each image's histogram after resizing (each channel's pixels replaced by
+        their mid-rank among the image's own pixels, in ``(0, 1)``): for radiographs
+        whose exposure and contrast vary from image to image. It discards the image's
+        overall brightness, so leave it off where brightness is the anomaly. Generated
+        samples (:meth:`to_data`) are equalised images.
     augment : list of str, optional
         Training augmentations, off by default: ``"hflip"``, ``"vflip"``,
         ``"rotate"`` (up to 10 degrees), ``"jitter"`` (gain 0.9-1.1, offset +-0.1 in
@@ -305,6 +315,7 @@ class ImageAdapter(Adapter):
         "top_k": Real(0.0, 1.0, low_open=True),
         "smoothing": Real(0.0),
         "window": _Window(),
+        "equalize": OneOf((True, False)),
         "augment": _Augment(),
         "cache_mb": Integer(0),
     }
@@ -318,7 +329,8 @@ class ImageAdapter(Adapter):
                  channels: int | None = None, tile: int | None = None,
                  tile_overlap: float = 0.25, score: str = "top_k", top_k: float = 0.01,
                  smoothing: float = 1.0, window: tuple[float, float] | None = None,
-                 augment: list[str] | None = None, cache_mb: int = 2048) -> None:
+                 equalize: bool = False, augment: list[str] | None = None,
+                 cache_mb: int = 2048) -> None:
         self.size = size
         self.resize = resize
         self.channels = channels
@@ -328,6 +340,7 @@ class ImageAdapter(Adapter):
         self.top_k = top_k
         self.smoothing = smoothing
         self.window = window
+        self.equalize = equalize
         self.augment = augment
         self.cache_mb = cache_mb
 
@@ -494,10 +507,14 @@ class ImageAdapter(Adapter):
     def _prepare_array(self, a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """A decoded ``(C, H, W)`` image of original size ``size`` at model size and
         channels, normalised: resized to its content box (computed from the original
-        size, so that :meth:`to_map` cuts the same box), channels converted, padded."""
+        size, so that :meth:`to_map` cuts the same box), channels converted, equalised
+        (with ``equalize``), padded."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(self._channels(self._resized(a, size))))[None]
+        a = self._channels(self._resized(a, size))
+        if self.equalize:
+            a = _equalized(a)
+        x = torch.from_numpy(np.ascontiguousarray(a))[None]
         top, left, h, w = self._content_box(*size)
         th, tw = self.size_
         if (h, w) != (th, tw):
@@ -877,6 +894,26 @@ def _in_memory(lazy: ImageSampleSet) -> TensorSampleSet:
     meta = dict(lazy.meta, per_sample={"size": sizes.reshape(-1, 2)},
                 per_unit={"unit": lazy.units})
     return TensorSampleSet(tensor, lazy.owner, lazy.n_samples, meta)
+
+
+def _equalized(a: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of a ``(C, H, W)`` image, channel by channel: each pixel's
+    mid-rank among its channel's pixels, ``(below + below_or_equal) / (2 n)``, in
+    ``(0, 1)``; equal values get equal ranks (a flat channel becomes 0.5).
+
+    Examples
+    --------
+    >>> _equalized(np.array([[[0.0, 0.2], [0.2, 0.9]]], dtype=np.float32))
+    array([[[0.125, 0.5  ],
+            [0.5  , 0.875]]], dtype=float32)
+    """
+    out = np.empty(a.shape, dtype=np.float32)
+    for c, plane in enumerate(a):
+        flat = plane.ravel()
+        ordered = np.sort(flat)
+        rank = np.searchsorted(ordered, flat, "left") + np.searchsorted(ordered, flat, "right")
+        out[c] = (rank / (2.0 * flat.size)).reshape(plane.shape)
+    return out
 
 
 def _unit_positions(samples: SampleSet) -> np.ndarray:

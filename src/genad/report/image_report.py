@@ -288,6 +288,7 @@ def _settings(adapter: Any) -> list[tuple[str, str]]:
                  if params.get("smoothing") else "none"))
     if params.get("window") is not None:
         rows.append(("DICOM window", f"center {params['window'][0]}, width {params['window'][1]}"))
+    rows.append(("Histogram equalisation", "per image" if params.get("equalize") else "none"))
     rows.append(("Training augmentation", ", ".join(params["augment"])
                  if params.get("augment") else "none"))
     mean = ", ".join(f"{v:.3f}" for v in np.asarray(adapter.mean_).ravel())
