@@ -4,6 +4,7 @@ report`` on images: galleries, pixel metrics, generated samples, settings, error
 from __future__ import annotations
 
 import base64
+import copy
 import html as html_lib
 import io
 import re
@@ -333,6 +334,16 @@ def test_settings_and_network(report_html, conv_ae):
     assert "scores.csv" in settings
     latent = conv_ae.latent_dim_
     assert f"1 \u00d7 16 \u00d7 16 \u2192 {latent}" in _section(report_html, "summary")
+
+
+def test_settings_say_whether_images_are_equalised(report_html, conv_ae):
+    from genad.report.image_report import _settings
+
+    assert ("Histogram equalisation", "none") in _settings(conv_ae.adapter_)
+    assert "Histogram equalisation" in _section(report_html, "settings")
+    equalised = copy.deepcopy(conv_ae.adapter_)
+    equalised.equalize = True
+    assert ("Histogram equalisation", "per image") in _settings(equalised)
 
 
 def test_scores_download(report_html, conv_ae, labelled):
