@@ -261,6 +261,38 @@ def test_vaegan_score_is_pixel_plus_weighted_feature_error_at_the_posterior_mean
     assert torch.equal(amap.sum(dim=1), score)
 
 
+def _conv_vaegan() -> VAEGANModel:
+    shape, opts = (1, 16, 16), {"width": 4}
+    torch.manual_seed(0)
+    return VAEGANModel(factory.encoder("conv2d", shape, 2 * LATENT, **opts),
+                       factory.decoder("conv2d", shape, LATENT, **opts),
+                       factory.discriminator("conv2d", shape, **opts), LATENT)
+
+
+def _decoder_running_stats(model: VAEGANModel) -> list[torch.Tensor]:
+    return [t.clone() for m in model.decoder.modules() if isinstance(m, nn.BatchNorm2d)
+            for t in (m.running_mean, m.running_var)]
+
+
+@pytest.mark.parametrize("step", ["fakes", "generator_losses"])
+def test_vaegan_decoder_statistics_follow_posterior_decodes_only(step):
+    """Scoring decodes posterior means in evaluation mode: the decoder's batch-norm
+    running statistics must come from posterior decodes, not from prior draws."""
+    model = _conv_vaegan().train()
+    reference = copy.deepcopy(model)
+    x = torch.rand((16, 1, 16, 16), generator=torch.Generator().manual_seed(1))
+    initial = _decoder_running_stats(model)
+    for m in (model, reference):
+        m.set_generator(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        getattr(model, step)(x)  # a posterior decode and a prior decode
+        reference.decoder(reference._posterior_draw(*reference.encode(x)))  # the first only
+    after = _decoder_running_stats(model)
+    assert not torch.equal(initial[0], after[0])
+    for a, b in zip(after, _decoder_running_stats(reference), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_the_residual_map_of_an_exact_reconstruction_is_zero_and_finite():
     model, x = vaegan().eval(), _data(8)
     with torch.no_grad():

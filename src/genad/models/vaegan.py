@@ -9,6 +9,7 @@ from genad.models.gan import AdversarialModel
 from genad.models.losses import gaussian_kl, squared_error
 from genad.models.vae import guard_logvar
 from genad.nets.noise import randn_like
+from genad.nets.norm import frozen_norm_statistics
 
 __all__ = ["VAEGANModel"]
 
@@ -88,14 +89,22 @@ class VAEGANModel(AdversarialModel):
     def generator_modules(self) -> list[nn.Module]:
         return [self.encoder, self.decoder]
 
+    def _decode_prior_draws(self, like: torch.Tensor) -> torch.Tensor:
+        """The decoder on fresh prior draws, one per row of ``like``, in training mode but
+        leaving the decoder's batch-norm running statistics alone: those serve scoring,
+        which decodes posterior means, and prior draws decode differently (mixing both
+        kinds into the statistics ruined the evaluation-mode reconstructions)."""
+        with frozen_norm_statistics(self.decoder):
+            return self.decoder(self.draw_latent(like.shape[0], like))
+
     def fakes(self, x: torch.Tensor) -> torch.Tensor:
         reconstruction = self.decoder(self._posterior_draw(*self.encode(x)))
-        return torch.cat([reconstruction, self.decoder(self.draw_latent(x.shape[0], x))])
+        return torch.cat([reconstruction, self._decode_prior_draws(x)])
 
     def generator_losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x)
         reconstruction = self.decoder(self._posterior_draw(mu, logvar))
-        prior = self.decoder(self.draw_latent(x.shape[0], x))
+        prior = self._decode_prior_draws(x)
         rec = squared_error(reconstruction, x).flatten(1).sum(1).mean()
         feat = self.feature_error(x, reconstruction).sum(1).mean()
         kl = gaussian_kl(mu, logvar).mean()
