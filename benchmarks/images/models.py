@@ -331,6 +331,18 @@ def _cosine_knn_spec(name: str, class_name: str, code: str, codes: str,
                {"score": "model", **({"equalize": True} if equalize else {})}))
 
 
+def _tiled_cosine_knn(class_name: str) -> Callable[[int, BuildContext, int], Contender]:
+    """The cosine latent distance (5 neighbours) on equalised images cut into half-size
+    tiles overlapping by half, averaged over each image's tiles."""
+    def build(seed: int, ctx: BuildContext, size: int) -> Contender:
+        adapter = {"score": "model", "equalize": True, "tile": size // 2,
+                   "tile_overlap": 0.5, "tile_score": "mean"}
+        return GenadContender(class_name, size, seed, ctx,
+                              {"latent_neighbors": 5, "latent_metric": "cosine"}, adapter)
+
+    return build
+
+
 def _members_spec(base: ModelSpec, k: int = 3) -> ModelSpec:
     """``base`` trained as a ``k``-member ensemble (``n_members=k``): ``k`` random starts on
     the same split, scores and maps averaged (each member's divided by its spread)."""
@@ -365,6 +377,14 @@ _BASE_SPECS: tuple[ModelSpec, ...] = (
     _cosine_knn_spec("conv-vae-knn-cos", "ConvVAE", "posterior mean", "posterior means"),
     _cosine_knn_spec("conv-vae-knn-cos-eq", "ConvVAE", "posterior mean", "posterior means",
                      equalize=True),
+    ModelSpec("conv-vae-knn-cos-eq-tiles", "genad",
+              "genad.ConvVAE(latent_neighbors=5, latent_metric='cosine', "
+              "adapter=ImageAdapter(size=S, score='model', equalize=True, tile=S // 2, "
+              "tile_overlap=0.5, tile_score='mean'), epochs=E, random_state=seed, "
+              "verbose=0): each image histogram-equalised, cut into 9 half-size tiles; "
+              "score = the mean over the tiles of the mean distance of the unit-length "
+              "posterior mean to the 5 nearest unit-length training tile posterior means",
+              _tiled_cosine_knn("ConvVAE")),
     ModelSpec("ganomaly", "genad", f"genad.GANomaly({_GENAD_ARGS})", _genad("GANomaly")),
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad",

@@ -1060,6 +1060,9 @@ def _info(
                       f"channel(s), resize {image_params.get('resize')}, tile "
                       f"{image_params.get('tile') or 'none'}, image score "
                       f"{image_params.get('score')}"
+                      + (", mean over tiles" if image_params.get("tile")
+                         and image_params.get("score") == "model"
+                         and image_params.get("tile_score") == "mean" else "")
                       + (", histogram equalised" if image_params.get("equalize") else ""))
         return
     columns = Table(title=f"columns ({len(adapter.get('columns', []))} used)",

@@ -61,6 +61,7 @@ from genad.errors import (
 )
 from genad.models.base import GenerativeModel
 from genad.models.ensemble import MemberAverage, member_seed
+from genad.models.latent import LatentBank
 from genad.nets import factory
 from genad.nets.mlp import default_mlp_sizes
 from genad.runtime import (
@@ -1082,6 +1083,11 @@ class Detector(BaseEstimator):
             raise DocumentError(f"the network it describes cannot be built ({exc})") from None
         expected: dict[str, Any] = {f"model.{k}": (v.dtype, tuple(v.shape))
                                     for k, v in model.state_dict().items()}
+        for name, module in model.named_modules():  # a latent bank keeps its saved size
+            if isinstance(module, LatentBank):
+                key = f"model.{name}.codes"
+                dtype, shape = expected[key]
+                expected[key] = (dtype, (None, *shape[1:]))
         if adapter_specs is None:  # the adapter checks its arrays in from_state
             expected.update({k: None for k in header if k.startswith("adapter.")})
         else:

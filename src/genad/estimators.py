@@ -13,7 +13,7 @@ from genad.errors import InvalidInputError
 from genad.models.autoencoder import AutoEncoderModel
 from genad.models.base import GenerativeModel
 from genad.models.gan import SUGGESTED_PAUSE_BELOW
-from genad.models.latent import LATENT_METRICS
+from genad.models.latent import LATENT_METRICS, MAX_CODES
 from genad.models.pca import PCAConvAutoEncoderModel
 from genad.models.ssim import SSIMDissimilarity
 from genad.models.vae import VAEModel
@@ -49,6 +49,13 @@ class _LatentDistance:
                 f"(score={getattr(adapter, 'score', None)!r}); use "
                 f"ImageAdapter(score=\"model\") with latent_neighbors")
         return adapter
+
+    def _latent_capacity(self) -> int:
+        """Codes the latent bank keeps at most: :data:`MAX_CODES` per unit of a sample
+        (an image's tiles), from the fitted adapter. A bundle's bank loads at the size it
+        was saved with, whatever this gives."""
+        adapter = getattr(self, "adapter_", None)
+        return MAX_CODES * (adapter.units_per_sample if adapter is not None else 1)
 
 
 class AutoEncoder(_LatentDistance, Detector):
@@ -157,7 +164,8 @@ class AutoEncoder(_LatentDistance, Detector):
             noise_std=self._noise_std, mask_prob=self._mask_prob,
             n_features=math.prod(sample_shape), normalize_errors=self.normalize_errors,
             latent_neighbors=int(self.latent_neighbors), latent_dim=latent,
-            latent_metric=self.latent_metric, ssim=self._ssim(sample_shape),
+            latent_metric=self.latent_metric, latent_capacity=self._latent_capacity(),
+            ssim=self._ssim(sample_shape),
         )
 
 
@@ -282,7 +290,8 @@ class VAE(_LatentDistance, Detector):
                         score_method=self.score_method, n_samples=self.n_samples,
                         learn_variance=self.learn_variance,
                         latent_neighbors=int(self.latent_neighbors),
-                        latent_metric=self.latent_metric)
+                        latent_metric=self.latent_metric,
+                        latent_capacity=self._latent_capacity())
 
 
 class PCAConvAutoEncoder(Detector):

@@ -363,6 +363,13 @@ def test_the_latent_knn_contenders_score_with_the_model_score(name, metric, k):
     assert ("equalize=True" in spec.description) is equalized
 
 
+def test_the_tiled_contender_averages_half_size_tiles_of_equalised_images():
+    (spec,) = md.resolve_models(["conv-vae-knn-cos-eq-tiles"])
+    adapter = spec.build(0, md.BuildContext(epochs=1), 64).det.get_params(deep=False)["adapter"]
+    assert (adapter.tile, adapter.tile_overlap, adapter.tile_score) == (32, 0.5, "mean")
+    assert adapter.equalize is True and adapter.score == "model"
+
+
 @pytest.mark.parametrize("name", ["conv-vae-x3", "fanogan-x3", "conv-ae-knn1-cos-x3",
                                   "conv-vae-knn-cos-eq-x3"])
 def test_the_ensemble_contenders_are_their_base_with_three_members(name):

@@ -338,6 +338,37 @@ def test_model_score_of_a_tiled_image_is_its_hottest_tile():
                                   unit_scores.reshape(3, 9).max(axis=1))
 
 
+def test_tile_score_mean_averages_an_images_tiles_even_in_a_subset():
+    images = _normals(3)
+    adapter = ImageAdapter(size=SIDE, tile=8, tile_overlap=0.5, tile_score="mean",
+                           score="model").fit(images)
+    samples = adapter.samples(images)
+    unit_scores = np.random.default_rng(0).random(27)
+    np.testing.assert_allclose(adapter.reduce(unit_scores, samples),
+                               unit_scores.reshape(3, 9).mean(axis=1))
+    part = samples.subset(np.arange(9, 27))  # the last two images only
+    np.testing.assert_allclose(adapter.reduce(unit_scores[9:], part),
+                               unit_scores[9:].reshape(2, 9).mean(axis=1))
+    with pytest.raises(InvalidInputError, match="tile_score must be"):
+        ImageAdapter(tile=8, tile_score="median").fit(images)
+
+
+def test_a_detector_scoring_by_the_mean_tile_keeps_it_in_its_bundle(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        det = _conv_ae(epochs=1, latent_neighbors=2, latent_metric="cosine",
+                       adapter=ImageAdapter(tile=8, tile_overlap=0.5, tile_score="mean",
+                                            score="model")).fit(_normals())
+    test = _with_square(_normals(4, seed=5))
+    with torch.no_grad():
+        per_tile = det.model_.eval().score(det.adapter_.samples(test).stacked()).numpy()
+    np.testing.assert_allclose(det.anomaly_score(test), per_tile.reshape(4, 9).mean(axis=1),
+                               rtol=1e-5)
+    again = genad.load(det.save(tmp_path / "tiles.genad"))
+    assert again.adapter_.tile_score == "mean"
+    np.testing.assert_allclose(again.anomaly_score(test), det.anomaly_score(test), rtol=1e-6)
+
+
 # --------------------------------------------------------------- score choices
 def test_score_max_top_k_and_model():
     images = _normals(2)

@@ -67,6 +67,20 @@ def test_at_most_max_codes_are_kept_evenly_spaced():
     assert float(kept.diff().min()) > 1.5  # every second code, none twice
 
 
+def test_a_bank_keeps_at_most_its_capacity_and_loads_at_its_saved_size():
+    bank = LatentBank(1, neighbors=1, capacity=10)
+    bank.fit([torch.arange(25, dtype=torch.float32)[:, None]])
+    assert tuple(bank.codes.shape) == (10, 1) and int(bank.n_codes) == 10
+    # a bank built with another capacity takes the saved one's rows
+    bigger = LatentBank(1, neighbors=1, capacity=40)
+    bigger.load_state_dict(bank.state_dict(), strict=True)
+    assert tuple(bigger.codes.shape) == (10, 1)
+    query = torch.tensor([[3.3], [30.0]])
+    assert torch.equal(bigger.distance(query), bank.distance(query))
+    with pytest.raises(ValueError, match="capacity must be at least 1"):
+        LatentBank(1, neighbors=1, capacity=0)
+
+
 def test_the_bank_travels_in_the_state_dict():
     bank = LatentBank(4, neighbors=2)
     bank.fit([_codes(100)])
@@ -131,6 +145,38 @@ def test_on_images_the_latent_score_needs_the_model_score():
         expected = det.model_.latent_bank.distance(det.model_.encoder(units)).double().numpy()
     np.testing.assert_allclose(det.anomaly_score(images[:4]), expected, rtol=1e-5)
     assert det.anomaly_map(images[:2]).shape == (2, 16, 16)
+
+
+def _tiled_latent_ae(**kw):
+    return genad.ConvAutoEncoder(
+        adapter=ImageAdapter(score="model", tile=8, tile_overlap=0.5), latent_neighbors=2,
+        conv_width=4, epochs=1, random_state=0, verbose=0, **kw)
+
+
+def test_a_tiled_images_bank_holds_max_codes_per_tile(tmp_path):
+    images = np.random.default_rng(0).integers(0, 60, size=(24, 16, 16), dtype=np.uint8)
+    det = _tiled_latent_ae().fit(images)
+    assert det.adapter_.units_per_sample == 9
+    assert det.model_.latent_bank.codes.shape[0] == 9 * MAX_CODES
+    n_units = 9 * len(images)  # fewer than the capacity: every training tile's code
+    assert int(det.model_.latent_bank.n_codes) == n_units - 9 * round(0.1 * len(images))
+    path = det.save(tmp_path / "tiled.genad")
+    assert scores_in_fresh_interpreter(
+        path, images[:5], tmp_path, f"d.model_.latent_bank.codes.shape[0] == {9 * MAX_CODES}"
+    ) == det.anomaly_score(images[:5]).tolist()
+
+
+def test_a_tiled_bundle_saved_with_the_old_fixed_bank_still_loads(tmp_path, monkeypatch):
+    images = np.random.default_rng(1).integers(0, 60, size=(24, 16, 16), dtype=np.uint8)
+    # before capacity existed every bank held MAX_CODES rows, whatever the tiling
+    monkeypatch.setattr(genad.ConvAutoEncoder, "_latent_capacity", lambda self: MAX_CODES)
+    det = _tiled_latent_ae().fit(images)
+    path = det.save(tmp_path / "old.genad")
+    monkeypatch.undo()
+    again = genad.load(path)
+    assert again.model_.latent_bank.codes.shape[0] == MAX_CODES
+    np.testing.assert_array_equal(again.anomaly_score(images[:5]),
+                                  det.anomaly_score(images[:5]))
 
 
 def test_an_unknown_latent_metric_is_refused_by_name():

@@ -344,6 +344,8 @@ def test_settings_say_whether_images_are_equalised(report_html, conv_ae):
     equalised = copy.deepcopy(conv_ae.adapter_)
     equalised.equalize = True
     assert ("Histogram equalisation", "per image") in _settings(equalised)
+    equalised.set_params(tile=8, tile_score="mean", score="model")
+    assert ("Image score", "the model's own score (the mean over tiles)") in _settings(equalised)
 
 
 def test_scores_download(report_html, conv_ae, labelled):

@@ -280,6 +280,12 @@ class Adapter(BaseEstimator, ABC):
     learns_maps: ClassVar[bool] = False
 
     @property
+    def units_per_sample(self) -> int:
+        """Units (network inputs) one user sample is cut into, once fitted: 1 here,
+        an image's tile count for tiled images."""
+        return 1
+
+    @property
     def scores_need_maps(self) -> bool:
         """Whether :meth:`reduce` needs the units' maps (an image score taken from its
         map); the detector then scores with the model's ``infer``."""

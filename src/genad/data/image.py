@@ -29,7 +29,8 @@ stays cold, and a pixel that is always hard to reconstruct, such as an edge, is 
 by itself; letterbox padding does not count in these statistics); then the letterbox
 padding is cut off and the map is resized to the image's original size (of its crop
 box, when the manifest gives one). The image score is chosen by ``score``:
-``"model"`` (the model's own score; the maximum over an image's tiles), ``"max"`` (the
+``"model"`` (the model's own score; over an image's tiles, their maximum or, with
+``tile_score="mean"``, their mean), ``"max"`` (the
 map's maximum) or ``"top_k"`` (the default: the mean of its hottest ``top_k`` share of
 pixels), both over the image's own pixels (never the padding).
 
@@ -270,9 +271,13 @@ class ImageAdapter(Adapter):
         model (for large images with small defects); maps are stitched back.
     tile_overlap : float, default 0.25
         Share of a tile's side that neighbouring tiles overlap, in ``[0, 1)``.
+    tile_score : {"max", "mean"}, default "max"
+        With tiles and ``score="model"``, how an image's tile scores make its score: the
+        highest (a small defect shows in one tile) or the mean (a change spread over the
+        whole image, such as an opacity on a chest X-ray). Ignored otherwise.
     score : {"model", "max", "top_k"}, default "top_k"
-        The image score: the model's own score (the maximum over tiles; the papers'
-        scores, such as GANomaly's latent distance), the maximum of the normalised
+        The image score: the model's own score (over tiles as ``tile_score`` says; the
+        papers' scores, such as GANomaly's latent distance), the maximum of the normalised
         map, or the mean of its hottest ``top_k`` share of pixels (the default: the
         map discounts what varies among normal images, the model's score does not).
     top_k : float, default 0.01
@@ -311,6 +316,7 @@ class ImageAdapter(Adapter):
         "channels": OneOf((1, 3), allow_none=True),
         "tile": Integer(1, allow_none=True),
         "tile_overlap": Real(0.0, 1.0, high_open=True),
+        "tile_score": OneOf(("max", "mean")),
         "score": OneOf(("model", "max", "top_k")),
         "top_k": Real(0.0, 1.0, low_open=True),
         "smoothing": Real(0.0),
@@ -327,7 +333,8 @@ class ImageAdapter(Adapter):
 
     def __init__(self, size: int | tuple[int, int] | None = None, resize: str = "stretch",
                  channels: int | None = None, tile: int | None = None,
-                 tile_overlap: float = 0.25, score: str = "top_k", top_k: float = 0.01,
+                 tile_overlap: float = 0.25, tile_score: str = "max",
+                 score: str = "top_k", top_k: float = 0.01,
                  smoothing: float = 1.0, window: tuple[float, float] | None = None,
                  equalize: bool = False, augment: list[str] | None = None,
                  cache_mb: int = 2048) -> None:
@@ -336,6 +343,7 @@ class ImageAdapter(Adapter):
         self.channels = channels
         self.tile = tile
         self.tile_overlap = tile_overlap
+        self.tile_score = tile_score
         self.score = score
         self.top_k = top_k
         self.smoothing = smoothing
@@ -453,6 +461,10 @@ class ImageAdapter(Adapter):
     @property
     def n_tiles_(self) -> int:
         return len(self.tile_starts_[0]) * len(self.tile_starts_[1])
+
+    @property
+    def units_per_sample(self) -> int:
+        return self.n_tiles_
 
     # ------------------------------------------------------------ preparing
     def _decode(self, images: ImageList, i: int, target: tuple[int, int] | None
@@ -675,6 +687,10 @@ class ImageAdapter(Adapter):
         if self.score == "model" or unit_maps is None:
             if self.n_tiles_ == 1:
                 return super().reduce(unit_scores, samples)
+            if self.tile_score == "mean":
+                return (np.bincount(samples.owner, weights=unit_scores,
+                                    minlength=samples.n_samples)
+                        / np.bincount(samples.owner, minlength=samples.n_samples))
             out = np.full(samples.n_samples, -np.inf)
             np.maximum.at(out, samples.owner, unit_scores)
             return out

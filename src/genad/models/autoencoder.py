@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel, mean_over
-from genad.models.latent import LatentDistanceScore
+from genad.models.latent import MAX_CODES, LatentDistanceScore
 from genad.models.losses import reconstruction_loss, squared_error
 from genad.models.ssim import SSIMDissimilarity
 from genad.nets.noise import rand_like, randn_like
@@ -48,6 +48,8 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         Size of the encoder's codes; needed with ``latent_neighbors``.
     latent_metric : {"euclidean", "cosine"}, default "euclidean"
         How the latent bank compares codes (:class:`~genad.models.latent.LatentBank`).
+    latent_capacity : int, default MAX_CODES
+        Training codes the latent bank keeps at most.
     ssim : SSIMDissimilarity, optional
         On images: the reconstruction error is ``1 - SSIM`` per pixel instead of the
         squared error, in training, validation and scoring (Bergmann et al. 2019).
@@ -64,6 +66,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         latent_neighbors: int = 0,
         latent_dim: int | None = None,
         latent_metric: str = "euclidean",
+        latent_capacity: int = MAX_CODES,
         ssim: SSIMDissimilarity | None = None,
     ) -> None:
         super().__init__()
@@ -76,7 +79,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
             raise ValueError("normalize_errors needs n_features")
         self.register_buffer("error_scale", torch.ones(int(n_features or 1)))
         self.ssim = ssim
-        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric)
+        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric, latent_capacity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

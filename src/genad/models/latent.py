@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,8 +11,9 @@ from torch import nn
 __all__ = ["LATENT_METRICS", "LatentBank", "LatentDistanceScore", "MAX_CODES", "QUERY_CHUNK",
            "encoded_batches"]
 
-#: codes kept at most (evenly spaced over the training units when there are more): the
-#: bank is a fixed-size buffer, so a bundle's tensors have known shapes
+#: codes kept at most per training sample (evenly spaced over the training units when
+#: there are more): a bank holds ``MAX_CODES`` times the units a sample is cut into (its
+#: tiles), fixed when the model is built
 MAX_CODES = 4096
 #: query codes compared with the bank at a time (bounds the distance matrix)
 QUERY_CHUNK = 512
@@ -24,8 +26,8 @@ LATENT_METRICS = ("euclidean", "cosine")
 class LatentBank(nn.Module):
     """The codes of the training units, and the distance of a code to its nearest ones.
 
-    After training, :meth:`fit` keeps the encoder's codes of up to :data:`MAX_CODES`
-    training units, each scaled as ``metric`` says. A code's *latent distance* is the
+    After training, :meth:`fit` keeps the encoder's codes of up to ``capacity`` training
+    units, each scaled as ``metric`` says. A code's *latent distance* is the
     mean Euclidean distance from its scaled version to its ``neighbors`` nearest kept
     codes: an input unlike every training unit in the encoder's space scores high even
     when the decoder draws it well (a digit the autoencoder never saw can still be
@@ -45,6 +47,10 @@ class LatentBank(nn.Module):
         deviation. ``"cosine"``: each code scaled to unit length, so only its direction
         counts (``sqrt(2 - 2 cos)`` between codes). On MNIST leave-one-digit-out the
         cosine ranked the held-out digit better (see ``docs/decisions.md``).
+    capacity : int, default MAX_CODES
+        Codes kept at most (evenly spaced over the training units when there are more).
+        The buffer has this many rows; a saved bank loads at the row count it was saved
+        with (banks saved before ``capacity`` existed hold :data:`MAX_CODES` rows).
 
     Examples
     --------
@@ -58,15 +64,18 @@ class LatentBank(nn.Module):
     tensor([0.0000, 1.4100])
     """
 
-    def __init__(self, latent_dim: int, neighbors: int, metric: str = "euclidean") -> None:
+    def __init__(self, latent_dim: int, neighbors: int, metric: str = "euclidean",
+                 capacity: int = MAX_CODES) -> None:
         super().__init__()
         if int(neighbors) < 1:
             raise ValueError(f"neighbors must be at least 1, got {neighbors}")
+        if int(capacity) < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
         if metric not in LATENT_METRICS:
             raise ValueError(f"metric must be one of {LATENT_METRICS}, got {metric!r}")
         self.neighbors = int(neighbors)
         self.metric = metric
-        self.register_buffer("codes", torch.zeros(MAX_CODES, int(latent_dim)))
+        self.register_buffer("codes", torch.zeros(int(capacity), int(latent_dim)))
         self.register_buffer("n_codes", torch.zeros((), dtype=torch.long))
         self.register_buffer("mean", torch.zeros(int(latent_dim)))
         self.register_buffer("std", torch.ones(int(latent_dim)))
@@ -74,12 +83,13 @@ class LatentBank(nn.Module):
     @torch.no_grad()
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
         """Keep the codes of ``batches`` (an iterable of ``(n, latent_dim)`` tensors):
-        every one up to :data:`MAX_CODES`, else that many evenly spaced ones."""
+        every one up to the capacity, else that many evenly spaced ones."""
         codes = torch.cat([b.detach().float() for b in batches])
         if codes.shape[0] == 0:
             raise ValueError("no training code to keep")
-        if codes.shape[0] > MAX_CODES:
-            index = torch.linspace(0, codes.shape[0] - 1, MAX_CODES, device=codes.device)
+        capacity = self.codes.shape[0]
+        if codes.shape[0] > capacity:
+            index = torch.linspace(0, codes.shape[0] - 1, capacity, device=codes.device)
             codes = codes[index.round().long()]
         if self.metric == "euclidean":
             mean = codes.double().mean(dim=0)
@@ -91,6 +101,16 @@ class LatentBank(nn.Module):
         self.codes.zero_()
         self.codes[:n] = self._scale(codes)
         self.n_codes.fill_(n)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        # the saved bank's row count wins (its capacity, or MAX_CODES before capacity
+        # existed); the bundle reader has checked it against the file's header
+        saved = state_dict.get(prefix + "codes")
+        if saved is not None and saved.dim() == 2 and saved.shape != self.codes.shape:
+            self.codes = torch.zeros(saved.shape, dtype=self.codes.dtype,
+                                     device=self.codes.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _scale(self, z: torch.Tensor) -> torch.Tensor:
         if self.metric == "cosine":
@@ -134,12 +154,13 @@ class LatentDistanceScore:
     latent_bank: LatentBank | None
 
     def _init_latent_bank(self, latent_neighbors: int, latent_dim: int | None,
-                          metric: str) -> None:
+                          metric: str, capacity: int = MAX_CODES) -> None:
         self.latent_bank = None
         if latent_neighbors:
             if latent_dim is None:
                 raise ValueError("latent_neighbors needs latent_dim")
-            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors), metric)
+            self.latent_bank = LatentBank(int(latent_dim), int(latent_neighbors), metric,
+                                          capacity)
             self.additive_map = False  # the score is a latent distance, the map a residual
 
     def _fit_latent_bank(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from genad.models.base import GenerativeModel, mean_over
-from genad.models.latent import LatentDistanceScore
+from genad.models.latent import MAX_CODES, LatentDistanceScore
 from genad.models.losses import gaussian_kl, gaussian_nll
 from genad.nets.noise import randn_like
 
@@ -56,8 +56,8 @@ class VAEModel(LatentDistanceScore, GenerativeModel):
 
     With ``latent_neighbors=k`` the score is instead the distance of the posterior mean
     to the ``k`` nearest posterior means of the training units
-    (:class:`~genad.models.latent.LatentBank`, compared as ``latent_metric`` says); the
-    map stays the per-feature terms above.
+    (:class:`~genad.models.latent.LatentBank`, compared as ``latent_metric`` says, keeping
+    at most ``latent_capacity`` codes); the map stays the per-feature terms above.
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class VAEModel(LatentDistanceScore, GenerativeModel):
         learn_variance: bool = True,
         latent_neighbors: int = 0,
         latent_metric: str = "euclidean",
+        latent_capacity: int = MAX_CODES,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -84,7 +85,7 @@ class VAEModel(LatentDistanceScore, GenerativeModel):
         self.n_samples = int(n_samples)
         self.learn_variance = bool(learn_variance)
         self.register_buffer("nll_baseline", torch.zeros(int(n_features)))
-        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric)
+        self._init_latent_bank(latent_neighbors, latent_dim, latent_metric, latent_capacity)
 
     _guard = staticmethod(guard_logvar)
 

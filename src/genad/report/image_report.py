@@ -279,8 +279,9 @@ def _settings(adapter: Any) -> list[tuple[str, str]]:
         rows.append(("Tiles", "none (the whole image is one input)"))
     score = params.get("score", "model")
     rows.append(("Image score", {
-        "model": "the model's own score" + (" (the highest over tiles)"
-                                           if params.get("tile") is not None else ""),
+        "model": "the model's own score" + (
+            (" (the mean over tiles)" if params.get("tile_score") == "mean"
+             else " (the highest over tiles)") if params.get("tile") is not None else ""),
         "max": "the hottest pixel of the standardised map",
         "top_k": f"the mean of the hottest {pct(params.get('top_k', 0.01))} of the map's pixels",
     }.get(score, str(score))))
