@@ -71,6 +71,9 @@ def test_a_bank_keeps_at_most_its_capacity_and_loads_at_its_saved_size():
     bank = LatentBank(1, neighbors=1, capacity=10)
     bank.fit([torch.arange(25, dtype=torch.float32)[:, None]])
     assert tuple(bank.codes.shape) == (10, 1) and int(bank.n_codes) == 10
+    few = LatentBank(1, neighbors=1, capacity=10)
+    few.fit([torch.arange(7, dtype=torch.float32)[:, None]])
+    assert tuple(few.codes.shape) == (7, 1)  # only the kept codes: a small bundle
     # a bank built with another capacity takes the saved one's rows
     bigger = LatentBank(1, neighbors=1, capacity=40)
     bigger.load_state_dict(bank.state_dict(), strict=True)
@@ -156,25 +159,39 @@ def _tiled_latent_ae(**kw):
 def test_a_tiled_images_bank_holds_max_codes_per_tile(tmp_path):
     images = np.random.default_rng(0).integers(0, 60, size=(24, 16, 16), dtype=np.uint8)
     det = _tiled_latent_ae().fit(images)
-    assert det.adapter_.units_per_sample == 9
-    assert det.model_.latent_bank.codes.shape[0] == 9 * MAX_CODES
-    n_units = 9 * len(images)  # fewer than the capacity: every training tile's code
-    assert int(det.model_.latent_bank.n_codes) == n_units - 9 * round(0.1 * len(images))
+    bank = det.model_.latent_bank
+    assert det.adapter_.units_per_sample == 9 and bank.capacity == 9 * MAX_CODES
+    # fewer training tiles than the capacity: every one's code, and only those, kept
+    n_kept = 9 * (len(images) - round(0.1 * len(images)))
+    assert int(bank.n_codes) == n_kept and bank.codes.shape[0] == n_kept
     path = det.save(tmp_path / "tiled.genad")
     assert scores_in_fresh_interpreter(
-        path, images[:5], tmp_path, f"d.model_.latent_bank.codes.shape[0] == {9 * MAX_CODES}"
+        path, images[:5], tmp_path, f"d.model_.latent_bank.codes.shape[0] == {n_kept}"
     ) == det.anomaly_score(images[:5]).tolist()
+
+
+def _zero_padded_fit(self, batches):
+    """LatentBank.fit before session 17: MAX_CODES rows, the kept codes first."""
+    n = torch.cat(list(batches)).shape[0]
+    self.codes = torch.zeros(MAX_CODES, self.codes.shape[1])
+    kept = torch.linspace(-1.0, 1.0, n * self.codes.shape[1]).reshape(n, -1)
+    self.codes[:n] = self._scale(kept)
+    self.n_codes.fill_(n)
 
 
 def test_a_tiled_bundle_saved_with_the_old_fixed_bank_still_loads(tmp_path, monkeypatch):
     images = np.random.default_rng(1).integers(0, 60, size=(24, 16, 16), dtype=np.uint8)
-    # before capacity existed every bank held MAX_CODES rows, whatever the tiling
-    monkeypatch.setattr(genad.ConvAutoEncoder, "_latent_capacity", lambda self: MAX_CODES)
+    # before session 17 every bank held MAX_CODES zero-padded rows, whatever the tiling
+    monkeypatch.setattr(LatentBank, "fit", _zero_padded_fit)
     det = _tiled_latent_ae().fit(images)
+    assert det.model_.latent_bank.codes.shape[0] == MAX_CODES
     path = det.save(tmp_path / "old.genad")
     monkeypatch.undo()
     again = genad.load(path)
     assert again.model_.latent_bank.codes.shape[0] == MAX_CODES
+    assert int(again.model_.latent_bank.n_codes) == int(det.model_.latent_bank.n_codes)
+    np.testing.assert_array_equal(again.anomaly_score(images[:5]),
+                                  det.anomaly_score(images[:5]))
     np.testing.assert_array_equal(again.anomaly_score(images[:5]),
                                   det.anomaly_score(images[:5]))
 

@@ -12,8 +12,8 @@ __all__ = ["LATENT_METRICS", "LatentBank", "LatentDistanceScore", "MAX_CODES", "
            "encoded_batches"]
 
 #: codes kept at most per training sample (evenly spaced over the training units when
-#: there are more): a bank holds ``MAX_CODES`` times the units a sample is cut into (its
-#: tiles), fixed when the model is built
+#: there are more): a bank keeps up to ``MAX_CODES`` times the units a sample is cut into
+#: (its tiles), a limit fixed when the model is built
 MAX_CODES = 4096
 #: query codes compared with the bank at a time (bounds the distance matrix)
 QUERY_CHUNK = 512
@@ -49,8 +49,10 @@ class LatentBank(nn.Module):
         cosine ranked the held-out digit better (see ``docs/decisions.md``).
     capacity : int, default MAX_CODES
         Codes kept at most (evenly spaced over the training units when there are more).
-        The buffer has this many rows; a saved bank loads at the row count it was saved
-        with (banks saved before ``capacity`` existed hold :data:`MAX_CODES` rows).
+        The ``codes`` buffer holds the kept codes only (before :meth:`fit`, a zero-filled
+        placeholder of ``min(capacity, MAX_CODES)`` rows), and a saved bank loads at the
+        row count it was saved with (banks saved before ``capacity`` existed hold
+        :data:`MAX_CODES` rows, zero-padded, with the kept count in ``n_codes``).
 
     Examples
     --------
@@ -75,7 +77,9 @@ class LatentBank(nn.Module):
             raise ValueError(f"metric must be one of {LATENT_METRICS}, got {metric!r}")
         self.neighbors = int(neighbors)
         self.metric = metric
-        self.register_buffer("codes", torch.zeros(int(capacity), int(latent_dim)))
+        self.capacity = int(capacity)
+        self.register_buffer("codes", torch.zeros(min(self.capacity, MAX_CODES),
+                                                  int(latent_dim)))
         self.register_buffer("n_codes", torch.zeros((), dtype=torch.long))
         self.register_buffer("mean", torch.zeros(int(latent_dim)))
         self.register_buffer("std", torch.ones(int(latent_dim)))
@@ -87,9 +91,9 @@ class LatentBank(nn.Module):
         codes = torch.cat([b.detach().float() for b in batches])
         if codes.shape[0] == 0:
             raise ValueError("no training code to keep")
-        capacity = self.codes.shape[0]
-        if codes.shape[0] > capacity:
-            index = torch.linspace(0, codes.shape[0] - 1, capacity, device=codes.device)
+        if codes.shape[0] > self.capacity:
+            index = torch.linspace(0, codes.shape[0] - 1, self.capacity,
+                                   device=codes.device)
             codes = codes[index.round().long()]
         if self.metric == "euclidean":
             mean = codes.double().mean(dim=0)
@@ -97,15 +101,14 @@ class LatentBank(nn.Module):
             std = std.clamp_min(max(float(std.max()) * 1e-6, 1e-12))
             self.mean.copy_(mean.float())
             self.std.copy_(std.float())
-        n = codes.shape[0]
-        self.codes.zero_()
-        self.codes[:n] = self._scale(codes)
-        self.n_codes.fill_(n)
+        self.codes = self._scale(codes).to(self.codes.dtype).contiguous()
+        self.n_codes.fill_(codes.shape[0])
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
-        # the saved bank's row count wins (its capacity, or MAX_CODES before capacity
-        # existed); the bundle reader has checked it against the file's header
+        # the saved bank's row count wins (the codes it kept; MAX_CODES zero-padded rows
+        # in bundles from before session 17); the bundle reader has checked the tensor
+        # against the file's header
         saved = state_dict.get(prefix + "codes")
         if saved is not None and saved.dim() == 2 and saved.shape != self.codes.shape:
             self.codes = torch.zeros(saved.shape, dtype=self.codes.dtype,
@@ -119,8 +122,8 @@ class LatentBank(nn.Module):
 
     def distance(self, z: torch.Tensor) -> torch.Tensor:
         """Mean distance of each code ``(n, latent_dim)`` to its nearest kept codes,
-        ``(n,)`` float32. Before :meth:`fit`, the distances are to the zero-filled buffer
-        (meaningless, but of the fitted bank's cost: what cost estimates measure)."""
+        ``(n,)`` float32. Before :meth:`fit`, the distances are to the zero-filled
+        placeholder (meaningless)."""
         n = int(self.n_codes) or self.codes.shape[0]
         bank, k = self.codes[:n], min(self.neighbors, n)
         scaled = self._scale(z.float())
