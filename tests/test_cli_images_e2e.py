@@ -225,6 +225,21 @@ def test_train_with_a_cosine_latent_distance_scores_in_a_new_process(images, tmp
     assert "image score model, histogram equalised" in " ".join(info.stdout.split())
 
 
+def test_train_on_tiles_scored_by_their_mean_scores_in_a_new_process(images, tmp_path):
+    """The tiled chest X-ray recipe (docs/images.md): 9 tiles an image, mean tile score,
+    and a latent bank that keeps every training tile's code."""
+    _train_score_and_load_fresh(
+        images, tmp_path,
+        ["--model", "conv-vae", "--tile", "8", "--image-score", "model",
+         "--latent-neighbors", "3", "--latent-metric", "cosine", "--set", "equalize=true",
+         "--set", "tile_overlap=0.5", "--set", "tile_score=mean"],
+        "d.adapter_.tile_score == 'mean' and d.adapter_.n_tiles_ == 9 and "
+        "int(d.model_.latent_bank.n_codes) == 9 * 43")  # 48 train images, 5 held out
+    info = genad_cli("info", tmp_path / "m.genad")
+    assert_ok(info)
+    assert "mean over tiles, histogram equalised" in " ".join(info.stdout.split())
+
+
 def test_train_with_the_ssim_loss_scores_the_same_in_a_new_process(images, tmp_path):
     _train_score_and_load_fresh(images, tmp_path, ["--model", "conv-ae", "--loss", "ssim"],
                                 "d.loss == 'ssim' and d.model_.ssim is not None")
