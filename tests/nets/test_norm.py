@@ -40,3 +40,19 @@ def test_momenta_are_restored_also_after_an_error():
         raise RuntimeError("boom")
     assert [m.momentum for m in net.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm)] == [0.1, 0.3]
+
+
+def test_a_cumulative_average_layer_does_not_count_the_frozen_batches():
+    """momentum=None averages every batch seen, weighted by the batch count: a frozen
+    pass must leave the count too, or later batches would weigh less."""
+    x, y = torch.randn(16, 4) * 3 + 2, torch.randn(16, 4) - 5
+    plain, frozen = nn.BatchNorm1d(4, momentum=None), nn.BatchNorm1d(4, momentum=None)
+    plain(x)
+    frozen(x)
+    with frozen_norm_statistics(frozen):
+        frozen(y * 10)
+    assert int(frozen.num_batches_tracked) == 1
+    plain(y)
+    frozen(y)
+    assert torch.equal(plain.running_mean, frozen.running_mean)
+    assert torch.equal(plain.running_var, frozen.running_var)

@@ -18,7 +18,8 @@ def frozen_norm_statistics(module: nn.Module) -> Iterator[nn.Module]:
     (training mode is not changed), but its running mean and variance stay as they were
     (momentum 0), so a pass on inputs of another kind (a decoder fed prior draws rather
     than posterior codes) does not shift the statistics that evaluation mode will use.
-    The momenta are restored on exit, also after an error.
+    The momenta and batch counts are restored on exit, also after an error (the count
+    weighs the cumulative average of a layer with ``momentum=None``).
 
     Parameters
     ----------
@@ -36,11 +37,14 @@ def frozen_norm_statistics(module: nn.Module) -> Iterator[nn.Module]:
     (True, 0.1)
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
+    saved = [(m.momentum, None if m.num_batches_tracked is None
+              else m.num_batches_tracked.clone()) for m in norms]
     try:
         for m in norms:
             m.momentum = 0.0
         yield module
     finally:
-        for m, momentum in zip(norms, saved, strict=True):
+        for m, (momentum, count) in zip(norms, saved, strict=True):
             m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
