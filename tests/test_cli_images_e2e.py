@@ -156,8 +156,10 @@ def test_generate_writes_a_grid_or_says_the_model_cannot(trained, tmp_path):
     name, model, _ = trained
     out = tmp_path / "grid.png"
     proc = genad_cli("generate", model, "-n", "4", "--out", out)
-    if name in ("conv-ae", "draem"):  # no prior to sample from
+    if not registry.preset(name).generates:  # conv-ae, draem: no prior to sample from
         assert proc.returncode == 1 and "cannot generate" in proc.stderr
+        able = registry.names("image", generates=True)
+        assert able and f"models that can: {', '.join(map(repr, able))}" in proc.stderr
         assert "Traceback" not in proc.stderr
         return
     assert_ok(proc)

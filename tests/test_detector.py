@@ -690,3 +690,10 @@ def test_a_diverged_member_is_named_with_the_advice(make_detector, normal_array)
     with pytest.raises(TrainingDivergedError, match=r"member 1 of 2 \(n_members\).*learning_rate"):
         det.fit(normal_array)
     assert not hasattr(det, "model_")
+
+
+@pytest.mark.parametrize("name", registry.names("tabular"))
+def test_sample_on_tables_says_samples_become_data_only_for_images(name, fitted_factory):
+    with pytest.raises(InvalidInputError, match="cannot generate samples: samples turn back "
+                       "into data only for images"):
+        fitted_factory(name).sample(3)

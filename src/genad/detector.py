@@ -31,6 +31,7 @@ import torch
 from sklearn.base import BaseEstimator, clone
 
 from genad import calibration as cal
+from genad import registry
 from genad._params import (
     OPTIONAL_RATE,
     RATE,
@@ -49,6 +50,7 @@ from genad._params import (
     plain,
     validate_params,
 )
+from genad._text import name_list
 from genad.data.base import Adapter, SampleSet, _what, adapter_for, kind_of
 from genad.data.labels import check_labels
 from genad.errors import (
@@ -717,9 +719,13 @@ class Detector(BaseEstimator):
         self._check_fitted()
         sampler = getattr(self.model_, "sample", None)
         to_data = getattr(self.adapter_, "to_data", None)
-        if sampler is None or to_data is None:
+        if to_data is None:
             raise InvalidInputError(
-                f"{type(self).__name__} on {self.adapter_.kind} data cannot generate samples")
+                f"{type(self).__name__} on {self.adapter_.kind} data cannot generate samples: "
+                "samples turn back into data only for images")
+        if sampler is None:
+            raise InvalidInputError(self._cannot_generate(
+                f"{type(self).__name__} cannot generate samples"))
         seed = 0 if random_state is None else int(random_state)
         gen = torch.Generator(device=self._device()).manual_seed(seed)
         self.model_.eval()
@@ -727,9 +733,14 @@ class Detector(BaseEstimator):
             try:
                 units = sampler(int(n), gen)
             except NotImplementedError as exc:
-                raise InvalidInputError(str(exc) or f"{type(self).__name__} cannot generate "
-                                        "samples") from None
+                raise InvalidInputError(self._cannot_generate(
+                    str(exc) or f"{type(self).__name__} cannot generate samples")) from None
         return to_data(units.detach().cpu().double().numpy())
+
+    def _cannot_generate(self, reason: str) -> str:
+        """``reason``, plus the presets that generate this adapter's kind of data."""
+        able = registry.names(self.adapter_.kind, generates=True)
+        return f"{reason}; models that can: {name_list(able)}" if able else reason
 
     def predict(self, X: Any) -> np.ndarray:
         """1 = anomaly (score above ``threshold_``), 0 = normal."""
@@ -948,7 +959,6 @@ class Detector(BaseEstimator):
     def _bundle_class(name: str) -> type[Detector]:
         """The detector class a document names: a preset's (:mod:`genad.registry`), else a
         subclass defined in this process (:attr:`_registry`). Never imported by name."""
-        from genad import registry
         from genad.bundle_schema import DocumentError
 
         found = next((p.load_class() for p in registry.PRESETS.values()

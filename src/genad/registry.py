@@ -74,6 +74,9 @@ class Preset:
     test_settings : mapping, default {}
         Constructor arguments that train the detector fast on a small table (few epochs,
         small layers, CPU, silent). Read-only; :meth:`test_params` returns a copy.
+    generates : bool, default False
+        Whether the fitted detector can draw new samples (``Detector.generate``,
+        ``genad generate``): the VAEs and the GANs can, an autoencoder and DRAEM cannot.
 
     Examples
     --------
@@ -91,6 +94,7 @@ class Preset:
     architecture: str
     modalities: tuple[str, ...] = ("tabular",)
     test_settings: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    generates: bool = False
 
     def __post_init__(self) -> None:
         module, sep, cls = self.class_path.partition(":")
@@ -175,28 +179,28 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.name: p for p in (
            "denoising autoencoder", "mlp",
            test_settings={**_FAST, "hidden_sizes": [16]}),
     Preset("vae", "genad.estimators:VAE", "variational autoencoder", "mlp",
-           test_settings={**_FAST, "hidden_sizes": [16]}),
+           generates=True, test_settings={**_FAST, "hidden_sizes": [16]}),
     Preset("pca-cae", "genad.estimators:PCAConvAutoEncoder",
            "PCA + 1-D convolutional autoencoder", "conv1d",
            test_settings={**_FAST, "conv_width": 4}),
     Preset("conv-ae", "genad.estimators:ConvAutoEncoder", "convolutional autoencoder (images)",
            "conv2d", modalities=("image",), test_settings=_FAST_IMAGE),
     Preset("conv-vae", "genad.estimators:ConvVAE", "convolutional VAE (images)", "conv2d",
-           modalities=("image",), test_settings=_FAST_IMAGE),
+           modalities=("image",), generates=True, test_settings=_FAST_IMAGE),
     Preset("ganomaly", "genad.estimators:GANomaly",
            "GANomaly: encoder-decoder-encoder GAN, latent-distance score", "mlp",
            modalities=("tabular", "image"),
-           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3,
+           generates=True, test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3,
                           "epochs": 30}),
     Preset("fanogan", "genad.estimators:FAnoGAN",
            "f-AnoGAN: WGAN-GP, then an encoder (izi_f score)", "mlp",
            modalities=("tabular", "image"),
-           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3,
+           generates=True, test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3,
                           "epochs": 4, "n_critic": 2}),
     Preset("vaegan", "genad.estimators:VAEGAN",
            "VAE-GAN: VAE with a discriminator-feature reconstruction", "mlp",
            modalities=("tabular", "image"),
-           test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3}),
+           generates=True, test_settings={**_FAST, "hidden_sizes": [16], "learning_rate": 1e-3}),
     Preset("draem", "genad.estimators:DRAEM",
            "DRAEM: a U-Net that segments simulated defects (images)", "conv2d",
            modalities=("image",), test_settings={**_FAST, "conv_width": 4}),
@@ -234,13 +238,15 @@ def preset(name: str) -> Preset:
     return found
 
 
-def names(modality: str | None = None) -> tuple[str, ...]:
+def names(modality: str | None = None, *, generates: bool | None = None) -> tuple[str, ...]:
     """The preset names, in registry order, optionally only those taking ``modality``.
 
     Parameters
     ----------
     modality : str, optional
         One of :data:`MODALITIES`; ``None`` gives every preset.
+    generates : bool, optional
+        Only the presets whose :attr:`Preset.generates` is this; ``None`` gives both.
 
     Returns
     -------
@@ -255,15 +261,17 @@ def names(modality: str | None = None) -> tuple[str, ...]:
     --------
     >>> names("tabular")
     ('ae', 'dae', 'vae', 'pca-cae', 'ganomaly', 'fanogan', 'vaegan')
+    >>> names("image", generates=True)
+    ('conv-vae', 'ganomaly', 'fanogan', 'vaegan')
     """
-    if modality is None:
-        return tuple(PRESETS)
-    if modality not in MODALITIES:
+    if modality is not None and modality not in MODALITIES:
         raise InvalidInputError(
             f"unknown modality {modality!r}{did_you_mean(str(modality), MODALITIES)}; "
             f"available modalities: {name_list(MODALITIES)}"
         )
-    return tuple(n for n, p in PRESETS.items() if modality in p.modalities)
+    return tuple(n for n, p in PRESETS.items()
+                 if (modality is None or modality in p.modalities)
+                 and (generates is None or p.generates == generates))
 
 
 def load_class(name: str) -> type:

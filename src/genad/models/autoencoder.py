@@ -143,8 +143,7 @@ class AutoEncoderModel(LatentDistanceScore, GenerativeModel):
         """
         raise NotImplementedError(
             "an autoencoder cannot generate samples: its latent codes follow no known "
-            "distribution to draw from; use a VAE (genad.VAE) or a GAN model (genad.FAnoGAN, "
-            "genad.VAEGAN) to generate samples")
+            "distribution to draw from")
 
     def finalize(self, x_train: torch.Tensor | Iterable[torch.Tensor]) -> None:
         """After training: each feature's mean squared error on the training rows
