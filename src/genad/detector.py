@@ -201,6 +201,9 @@ class Detector(BaseEstimator):
     backbones: ClassVar[tuple[str, ...]] = ("mlp",)
     #: the kinds of data (adapter kinds) this detector takes; None = any
     modalities: ClassVar[tuple[str, ...] | None] = None
+    #: what a hot spot of an image's anomaly map means, for reports ("the hotter the
+    #: colour, ...")
+    map_meaning: ClassVar[str] = "the worse the model reconstructed that spot"
     _registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -294,6 +297,31 @@ class Detector(BaseEstimator):
     def _backbone_options(self, backbone: str) -> dict[str, Any]:
         """Keyword options for the backbone's builders (``hidden`` for ``"mlp"``)."""
         return {"hidden": self.hidden_sizes_} if backbone == "mlp" else {}
+
+    def _network_summary(self) -> tuple[str, str] | None:
+        """A label and one line that describe the fitted network, for reports (None when
+        there is nothing to say), from the backbone in use: an MLP's layer widths, a
+        convolution's input shape and latent size."""
+        latent = getattr(self, "latent_dim_", None)
+        backbone = self._backbone()
+        if backbone == "conv2d":
+            shape = getattr(self, "sample_shape_", None)
+            if shape is None:
+                return None
+            width = self.get_params().get("conv_width")
+            return ("Network (2-D conv, input \u2192 latent)",
+                    " \u00d7 ".join(str(v) for v in shape)
+                    + ("" if latent is None else f" \u2192 {latent}")
+                    + ("" if width is None else f" (first conv {width} channels)"))
+        n_in = getattr(getattr(self, "adapter_", None), "n_features_out_", None)
+        if backbone == "conv1d":
+            return (None if latent is None
+                    else ("Latent size (1-D conv autoencoder)", f"{n_in} \u2192 {latent}"))
+        hidden = getattr(self, "hidden_sizes_", None)
+        if hidden is None:
+            return None
+        return ("Layer widths (encoder)",
+                " \u2192 ".join(str(v) for v in [n_in, *hidden, latent]))
 
     # ----------------------------------------------------------- the adapter
     def _table_option(self, name: str, default: Any) -> Any:

@@ -493,6 +493,7 @@ class DRAEM(_ConvImages, Detector):
     """
 
     model_name = "draem"
+    map_meaning = "the surer the model is that the spot is a defect"
     parameter_constraints = {**Detector.parameter_constraints,
                              "reconstruction": OneOf((True, False)),
                              "conv_width": Integer(1)}
@@ -520,6 +521,16 @@ class DRAEM(_ConvImages, Detector):
         reconstructor = UNet(channels, channels, width) if self.reconstruction else None
         segmenter = UNet(2 * channels if self.reconstruction else channels, 1, width)
         return DRAEMModel(segmenter, reconstructor)
+
+    def _network_summary(self) -> tuple[str, str] | None:
+        shape = getattr(self, "sample_shape_", None)
+        if shape is None:
+            return None
+        nets = ("a reconstructive U-Net, then a segmenting one" if self.reconstruction
+                else "a segmenting U-Net")
+        return ("Network", " \u00d7 ".join(str(v) for v in shape)
+                + f" \u2192 defect map: {nets} ({self.conv_width} channels at the first of "
+                "4 levels)")
 
 
 class _TablesOrImages:

@@ -481,3 +481,31 @@ def test_cli_split_is_refused_for_tables(tmp_path):
                                  str(tmp_path / "r.html"), "--split", "test"])
     assert result.exit_code != 0 and "--split is for image manifests" in result.stderr
 
+
+
+@pytest.mark.parametrize("name", registry.names("image"))
+def test_each_image_model_says_what_its_network_and_its_map_are(name, labelled, tmp_path):
+    """The summary describes the network the fit built (a GAN on images is a conv net, not
+    the MLP of its table preset), the gallery says what a hot spot means for this model,
+    and the subtitle holds the class's whole summary sentence, not its first source line."""
+    det = _fit(name)
+    X, y = labelled
+    html = _quiet_report(det, X, y, out=tmp_path / "r.html", gallery_n=2).read_text("utf-8")
+    summary = _section(html, "summary")
+    assert "1 \u00d7 16 \u00d7 16 \u2192 " in summary and "Layer widths" not in summary
+    if name == "draem":
+        assert "defect map: a segmenting U-Net (4 channels at the first of 4 levels)" in summary
+        assert "latent" not in summary
+    else:
+        width = det.get_params()["conv_width"]
+        assert (f"1 \u00d7 16 \u00d7 16 \u2192 {det.latent_dim_} (first conv {width} channels)"
+                in summary)
+    top = " ".join(_section(html, "top").split())
+    assert f"the hotter the colour, {type(det).map_meaning}, compared with" in top
+    assert ("defect" in type(det).map_meaning) == (name == "draem")
+    from markupsafe import escape
+
+    from genad.report._common import _first_paragraph
+
+    subtitle = _first_paragraph(type(det).__doc__)
+    assert subtitle.endswith(".") and str(escape(subtitle)) in " ".join(html.split())

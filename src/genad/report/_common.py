@@ -14,6 +14,7 @@ import base64
 import datetime as _dt
 import importlib.metadata
 import importlib.resources
+import inspect
 import math
 import platform
 import re
@@ -33,7 +34,6 @@ from genad.errors import CalibrationWarning, InvalidInputError, NotFittedError
 from genad.metrics import auprc as _auprc
 from genad.metrics import auroc as _auroc
 from genad.metrics import precision_at_k, precision_recall_f1
-from genad.registry import preset_for
 from genad.report import plots
 
 __all__ = [
@@ -322,27 +322,8 @@ def operating_points(detector: Any, scores: np.ndarray,
 # ------------------------------------------------------------------- training
 def training(detector: Any, history: dict[str, Any]) -> dict[str, Any]:
     """Epochs, best epoch, time, losses and the network's shape, for the summary."""
-    hidden = getattr(detector, "hidden_sizes_", None)
-    latent = getattr(detector, "latent_dim_", None)
-    adapter = detector.adapter_
-    preset = preset_for(detector)
-    architecture_label, architecture = "", None
-    if preset is not None and preset.architecture == "conv2d":
-        architecture_label = "Network (2-D conv, input \u2192 latent)"
-        shape = getattr(adapter, "sample_shape_", None)
-        width = detector.get_params().get("conv_width")
-        if shape is not None:
-            architecture = (" \u00d7 ".join(str(v) for v in shape)
-                            + ("" if latent is None else f" \u2192 {latent}")
-                            + ("" if width is None else f" (first conv {width} channels)"))
-    elif preset is not None and preset.architecture == "conv1d":
-        architecture_label = "Latent size (1-D conv autoencoder)"
-        n_in = getattr(adapter, "n_features_out_", None)
-        architecture = None if latent is None else f"{n_in} \u2192 {latent}"
-    elif hidden is not None:
-        architecture_label = "Layer widths (encoder)"
-        n_in = getattr(adapter, "n_features_out_", None)
-        architecture = " \u2192 ".join(str(v) for v in [n_in, *hidden, latent])
+    summary = detector._network_summary()
+    architecture_label, architecture = summary if summary is not None else ("", None)
     return {
         "epochs": getattr(detector, "n_epochs_", len(history.get("train_loss", []))),
         "max_epochs": detector.get_params().get("epochs"),
@@ -400,17 +381,18 @@ def data_uri_csv(frame: pd.DataFrame) -> str:
 
 
 # -------------------------------------------------------------- page context
-def _first_line(doc: str | None) -> str:
-    """The first line of a docstring as plain text (Sphinx roles and literals unwrapped).
+def _first_paragraph(doc: str | None) -> str:
+    """The first paragraph of a docstring as one line of plain text (Sphinx roles and
+    literals unwrapped): a summary that wraps over several source lines stays whole.
 
     Examples
     --------
-    >>> _first_line(":class:`VAE` on images, ``conv2d``.\\n\\nMore.")
+    >>> _first_paragraph(":class:`VAE` on images,\n    ``conv2d``.\n\n    More.")
     'VAE on images, conv2d.'
     """
     if not doc or not doc.strip():
         return ""
-    line = doc.strip().splitlines()[0]
+    line = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
     line = re.sub(r":[\w:]+:`~?([^`]+)`", r"\1", line)
     return re.sub(r"``?([^`]+)``?", r"\1", line)
 
@@ -449,7 +431,7 @@ def common_context(
     dist_uri, dist_log = plots.score_distribution_figure(
         scores, threshold, labels if curves["ranking"] else None, calibration, unit=w["unit"]
     )
-    doc = _first_line(type(detector).__doc__)
+    doc = _first_paragraph(type(detector).__doc__)
     data = {
         "rows": n,
         "labelled": has_labels,

@@ -451,6 +451,7 @@ def build_image_report(
         "gallery_n": gallery_n,
         "map_scale": {"vmin": vmin, "vmax": vmax},
         "colour_bar": _colour_bar(),
+        "map_meaning": detector.map_meaning,
         "samples_uri": samples_uri,
         "samples_note": samples_note,
         "n_generated": N_GENERATED,
