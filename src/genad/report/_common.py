@@ -387,7 +387,7 @@ def _first_paragraph(doc: str | None) -> str:
 
     Examples
     --------
-    >>> _first_paragraph(":class:`VAE` on images,\n    ``conv2d``.\n\n    More.")
+    >>> _first_paragraph(":class:`VAE` on images,\\n    ``conv2d``.\\n\\n    More.")
     'VAE on images, conv2d.'
     """
     if not doc or not doc.strip():
