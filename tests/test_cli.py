@@ -146,7 +146,7 @@ def test_score_writes_table(model_file, workdir, suffix):
     out = workdir / f"scores{suffix}"
     result = run("score", model_file, workdir / "test.csv", "--out", out, "--top-k", "2")
     assert result.exit_code == 0, result.output
-    assert "flagged" in result.stdout
+    assert result.stdout.startswith("scored 300 rows; flagged ")
     scores = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert list(scores.columns) == ["anomaly_score", "p_value", "is_anomaly", "top_features"]
     assert len(scores) == 300

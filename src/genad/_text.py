@@ -7,7 +7,18 @@ from collections.abc import Iterable
 
 from genad.errors import InvalidInputError
 
-__all__ = ["did_you_mean", "name_list", "unknown_name", "require_columns"]
+__all__ = ["counted", "did_you_mean", "name_list", "unknown_name", "require_columns"]
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` with thousands separators and ``noun``, plural unless ``n`` is 1.
+
+    Examples
+    --------
+    >>> counted(1, "image"), counted(2500, "row")
+    ('1 image', '2,500 rows')
+    """
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def did_you_mean(name: str, choices: Iterable[object]) -> str:

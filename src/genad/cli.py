@@ -45,6 +45,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from genad import registry
+from genad._text import counted
 from genad.errors import GenadError, InvalidInputError
 
 __all__ = ["app", "main"]
@@ -832,21 +833,21 @@ def _score(
         folder = None if no_overlays else (
             overlays or out.with_name(out.stem + "_overlays"))
         result = score_images(detector, images, out, overlays=folder, top_k=top_k)
-        typer.echo(f"scored {result.n_rows:,} images"
+        typer.echo(f"scored {counted(result.n_rows, 'image')}"
                    + (f" (split {chosen!r})" if chosen else "")
                    + f"; flagged {result.n_flagged:,} "
                    f"({result.n_flagged / max(1, result.n_rows):.2%}) above threshold "
                    f"{detector.threshold_:.6g}")
         typer.echo(f"wrote {out}")
         if folder is not None:
-            typer.echo(f"wrote {len(result.overlays):,} overlays to {folder}")
+            typer.echo(f"wrote {counted(len(result.overlays), 'overlay')} to {folder}")
         return
     if split is not None or overlays is not None or no_overlays:
         raise InvalidInputError("--split, --overlays and --no-overlays are for image models")
     summary = score_file(detector, data, out, top_k=top_k, id_column=id_column,
                          keep_columns=_names(keep_columns))
     n_flagged, n_rows = summary.n_flagged, summary.n_rows
-    typer.echo(f"scored {n_rows:,} rows; flagged {n_flagged:,} "
+    typer.echo(f"scored {counted(n_rows, 'row')}; flagged {n_flagged:,} "
                f"({n_flagged / max(1, n_rows):.2%}) above threshold {detector.threshold_:.6g}")
     typer.echo(f"wrote {out}")
 

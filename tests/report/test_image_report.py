@@ -459,6 +459,19 @@ def test_cli_report_split_of_a_manifest(model_file, manifest, tmp_path):
     assert result.exit_code != 0 and "no row of" in result.stderr
 
 
+def test_cli_score_of_one_image_file_counts_it_in_the_singular(model_file, image_folder,
+                                                              tmp_path):
+    one = image_folder / "square" / "00.png"
+    out = tmp_path / "one.csv"
+    result = runner.invoke(app, ["score", str(model_file), str(one), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("scored 1 image; flagged ")
+    table = pd.read_csv(out)
+    assert len(table) == 1 and table["image"].iloc[0].endswith("00.png")
+    n_overlays = int(table["is_anomaly"].iloc[0])
+    assert f"wrote {n_overlays} overlay{'' if n_overlays == 1 else 's'} to " in result.stdout
+
+
 @pytest.mark.parametrize("option", [["--label-column", "label"], ["--id-column", "id"]])
 def test_cli_table_options_are_refused_for_images(model_file, image_folder, tmp_path, option):
     result = runner.invoke(app, ["report", str(model_file), str(image_folder), "--out",
