@@ -651,6 +651,15 @@ def test_calibrate_label_column_needs_data(model_file, tmp_path):
     assert_one_line_error(result, 2, contains="--data")
 
 
+def test_calibrate_split_is_for_images_and_needs_data(model_file, workdir, tmp_path):
+    result = run("calibrate", model_file, "--split", "test", "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 2, contains="--data")
+    result = run("calibrate", model_file, "--data", workdir / "test.csv", "--split", "test",
+                 "--out", tmp_path / "m.genad")
+    assert_one_line_error(result, 1, contains="--split is for image models")
+    assert not (tmp_path / "m.genad").exists()
+
+
 def test_calibrate_unknown_label_column(model_file, workdir, tmp_path):
     result = run("calibrate", model_file, "--data", workdir / "test.csv", "--label-column",
                  "labels", "--out", tmp_path / "m.genad")

@@ -186,6 +186,41 @@ def test_a_table_model_refuses_images_and_an_image_model_a_table(images, tmp_pat
     assert "Traceback" not in proc.stderr
 
 
+def test_calibrate_on_new_normal_images_then_score_in_new_processes(images, _trainings,
+                                                                    tmp_path):
+    """``calibrate --data`` takes images: class folders (the anomalies are left out) or a
+    manifest's split; the saved threshold is the one ``score`` applies next."""
+    _, model, _ = _trained_once("conv-ae", images, _trainings)
+    out = tmp_path / "recal.genad"
+    proc = genad_cli("calibrate", model, "--data", images / "test", "--target-fpr", "0.2",
+                     "--out", out)
+    assert_ok(proc)
+    assert "on 10 normal images of test" in proc.stdout  # the 10 spot images left out
+    assert "expected alert rate on normal images" in proc.stdout
+    code = ("import sys, genad, numpy as np; d = genad.load(sys.argv[1]); "
+            "s = d.anomaly_score(sys.argv[2]); c = np.sort(d.calibration_scores_); "
+            "assert c.size == 10 and np.allclose(c, np.sort(s)), (c, s); "
+            "print(repr(float(d.threshold_)))")
+    fresh = _run(sys.executable, "-c", code, out, images / "test" / "good")
+    assert fresh.returncode == 0, fresh.stderr
+    threshold = float(fresh.stdout.strip())
+    scores = tmp_path / "s.csv"
+    assert_ok(genad_cli("score", out, images / "test", "--out", scores, "--no-overlays"))
+    table = pd.read_csv(scores)
+    assert (table["is_anomaly"] == (table["anomaly_score"] > threshold)).all()
+    # a manifest with a split column needs --split; with it, only those rows count
+    proc = genad_cli("calibrate", model, "--data", images / "manifest.csv", "--out", out)
+    assert proc.returncode == 1 and "say which rows are the new normal images with --split" \
+        in proc.stderr and "Traceback" not in proc.stderr
+    proc = genad_cli("calibrate", model, "--data", images / "manifest.csv", "--split", "test",
+                     "--target-fpr", "0.2", "--out", out)
+    assert_ok(proc)
+    assert "on 10 normal images of manifest.csv (split 'test')" in proc.stdout
+    proc = genad_cli("calibrate", model, "--data", images / "test", "--label-column", "y",
+                     "--out", out)
+    assert proc.returncode == 1 and "--label-column is for tables" in proc.stderr
+
+
 def test_modality_option_forces_tables(images, tmp_path):
     proc = genad_cli("train", images / "manifest.csv", "--modality", "tabular",
                      "--model", "conv-ae", "--out", tmp_path / "z")

@@ -750,28 +750,50 @@ def _calibrate(
     ),
     data: Path | None = typer.Option(
         None, "--data", "-d",
-        help="New normal rows to calibrate on (.csv, .tsv or .parquet); they replace the "
-             "stored held-out normals. Default: re-threshold on the stored ones.",
+        help="New normal data to calibrate on: rows (.csv, .tsv or .parquet), or images for "
+             "an image model (folder, manifest CSV); they replace the stored held-out "
+             "normals. Default: re-threshold on the stored ones.",
     ),
     label_column: str | None = typer.Option(
         None, "--label-column", "-l",
-        help="0/1 label column of --data; rows labelled 1 are left out.",
+        help="0/1 label column of --data; rows labelled 1 are left out (images: labels "
+             "come from class folders or the manifest).",
+    ),
+    split: str | None = typer.Option(
+        None, "--split",
+        help="Images: a manifest with a split column calibrates on these rows (needed "
+             "there: no split is picked for you).",
     ),
 ) -> None:
     """Move the threshold of MODEL to a new false-positive rate, without retraining."""
     import numpy as np
 
-    if label_column is not None and data is None:
-        raise typer.BadParameter("needs --data", param_hint="'--label-column'")
+    for given, option in ((label_column, "--label-column"), (split, "--split")):
+        if given is not None and data is None:
+            raise typer.BadParameter("needs --data", param_hint=f"'{option}'")
     target = _model_out(out)
     _check_out(target, data=data)
     detector = _load(model_path)
     old = detector.threshold_
     fpr = detector.target_fpr if target_fpr is None else target_fpr
+    unit = "image" if detector.adapter_.kind == "image" else "row"
     if data is None:
         detector.calibrate(target_fpr=fpr)
-        source = "stored held-out normal rows"
+        source = f"stored held-out normal {unit}s"
+    elif unit == "image":
+        if label_column is not None:
+            raise InvalidInputError("--label-column is for tables; images take their labels "
+                                    "from class folders or the manifest's label column")
+        images, y, chosen = _read_images(data, split, "")
+        if images.splits is not None and chosen is None:
+            raise InvalidInputError(
+                f"{data.name} has a split column ({', '.join(sorted(set(images.splits)))}): "
+                "say which rows are the new normal images with --split")
+        detector.calibrate(images, y, target_fpr=fpr)
+        source = f"normal images of {data.name}" + (f" (split {chosen!r})" if chosen else "")
     else:
+        if split is not None:
+            raise InvalidInputError("--split is for image models")
         df = _read(data)
         y = None
         if label_column is not None:
@@ -783,8 +805,8 @@ def _calibrate(
     rate = float(np.mean(scores > detector.threshold_))
     typer.echo(f"threshold: {old:.6g} -> {detector.threshold_:.6g} (target false-positive "
                f"rate {fpr:g} on {len(scores):,} {source})")
-    typer.echo(f"  expected alert rate on normal rows: {rate:.3%} "
-               f"(about {rate * 1e5:,.0f} alerts per 100,000 normal rows)")
+    typer.echo(f"  expected alert rate on normal {unit}s: {rate:.3%} "
+               f"(about {rate * 1e5:,.0f} alerts per 100,000 normal {unit}s)")
     typer.echo(f"saved {path}")
 
 
