@@ -247,49 +247,81 @@ def pixel_auroc(masks: Any, maps: Any) -> float:
     return _pixel_auroc(*_check_maps(masks, maps))
 
 
+#: positives ranked against the sorted normal pixels per step of :func:`_pixel_auroc`
+_RANK_CHUNK = 1 << 20
+
+
 def _pixel_auroc(mask_list: list[np.ndarray], map_list: list[np.ndarray]) -> float:
+    """The Mann-Whitney form of the AUROC, ``P(defect > normal) + P(tie) / 2``: the same
+    value as :func:`sklearn.metrics.roc_auc_score` on every pixel, in about 8 bytes a pixel
+    beside the maps (scikit-learn's curve takes about ten times that, gigabytes for a few
+    hundred megapixel-sized maps). The normal pixels' scores are sorted in place once, and
+    the defect pixels are ranked against them by binary search in chunks."""
     # the warning points at the caller of pixel_auroc / evaluate_maps
     if _one_class_pixels(mask_list, "pixel AUROC", stacklevel=5):
         return float("nan")
-    y = np.concatenate([m.ravel() for m in mask_list])
-    s = np.concatenate([m.ravel() for m in map_list])
-    return float(roc_auc_score(y, s))
+    n_pos = sum(int(np.count_nonzero(m)) for m in mask_list)
+    n_neg = sum(m.size for m in mask_list) - n_pos
+    neg, pos = np.empty(n_neg), np.empty(n_pos)
+    i_neg = i_pos = 0
+    for mask, amap in zip(mask_list, map_list, strict=True):
+        k = int(np.count_nonzero(mask))
+        pos[i_pos:i_pos + k] = amap[mask]
+        neg[i_neg:i_neg + mask.size - k] = amap[~mask]
+        i_pos, i_neg = i_pos + k, i_neg + mask.size - k
+    neg.sort()
+    wins = 0.0  # normal pixels below each defect pixel, ties counted half
+    for start in range(0, n_pos, _RANK_CHUNK):
+        chunk = pos[start:start + _RANK_CHUNK]
+        below = np.searchsorted(neg, chunk, side="left")
+        not_above = np.searchsorted(neg, chunk, side="right")
+        wins += float(below.sum()) + 0.5 * float((not_above - below).sum())
+    return wins / (float(n_pos) * float(n_neg))
 
 
 def _pro_curve(
     mask_list: list[np.ndarray], map_list: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The exact PRO curve, or None when there is no defect region or no normal pixel."""
+    """The exact PRO curve, or None when there is no defect region or no normal pixel.
+
+    Memory: every pixel's score and region weight, sorted by score (about 32 bytes a pixel
+    at the peak, while the weights are reordered), then the curve's points.
+    """
     from scipy import ndimage  # scipy comes with scikit-learn; imported only when used
 
-    fp_steps, pro_steps = [], []
-    n_regions = 0
-    n_normal = 0
-    for mask in mask_list:
+    n_pixels = sum(m.size for m in mask_list)
+    scores = np.empty(n_pixels)
+    steps = np.empty(n_pixels)  # each defect pixel: 1 / (its region's size); normal: 0
+    n_regions = n_normal = at = 0
+    for mask, amap in zip(mask_list, map_list, strict=True):
         labelled, n = ndimage.label(mask, structure=_REGION_STRUCTURE)
         labelled = labelled.ravel()
         sizes = np.bincount(labelled, minlength=n + 1)
-        # each defect pixel adds 1 / (its region's size) to its region's overlap
         weight = np.zeros(n + 1)
         weight[1:] = 1.0 / sizes[1:]
-        pro_steps.append(weight[labelled])
-        fp_steps.append(labelled == 0)
+        steps[at:at + mask.size] = weight[labelled]
+        scores[at:at + mask.size] = amap.ravel()
+        at += mask.size
         n_regions += n
         n_normal += int(sizes[0])
     if n_regions == 0 or n_normal == 0:
         return None
-    scores = np.concatenate([m.ravel() for m in map_list])
-    order = np.argsort(-scores)  # ties need no order: they enter together
+    order = np.argsort(scores)[::-1]  # highest first; ties need no order: they enter together
     scores = scores[order]
-    steps = np.concatenate(pro_steps)[order]
-    n_defect = np.cumsum(steps > 0)
-    fpr = np.cumsum(np.concatenate(fp_steps)[order]) / n_normal
-    pro = np.cumsum(steps) / n_regions
-    # the sum of fractions is off by rounding: once every defect pixel is in, PRO is 1
-    pro[n_defect == n_defect[-1]] = 1.0
+    steps = steps[order]
+    del order
     # one point per distinct threshold: the last of a run of equal scores
-    last = np.append(scores[1:] != scores[:-1], True)
-    fpr = np.concatenate(([0.0], fpr[last]))
+    last = np.empty(n_pixels, dtype=bool)
+    np.not_equal(scores[1:], scores[:-1], out=last[:-1])
+    last[-1] = True
+    del scores
+    fpr = np.cumsum(steps == 0)[last] / n_normal
+    last_defect = n_pixels - 1 - int(np.argmax(steps[::-1] > 0))
+    pro = np.cumsum(steps, out=steps)
+    pro /= n_regions
+    # the sum of fractions is off by rounding: once every defect pixel is in, PRO is 1
+    pro[last_defect:] = 1.0
+    fpr = np.concatenate(([0.0], fpr))
     pro = np.concatenate(([0.0], np.minimum(pro[last], 1.0)))
     return fpr, pro
 
