@@ -212,6 +212,10 @@ def test_info(model_file):
     assert "AutoEncoder" in out
     assert "threshold" in out and "target_fpr" in out
     assert "3 epochs" in out and "averaged" not in out  # tables: no weight averaging
+    det = genad.load(model_file)
+    widths = " \u2192 ".join(map(str, [det.adapter_.n_features_out_, *det.hidden_sizes_]))
+    assert f"network    MLP, {widths} \u2192 latent {det.latent_dim_}" in " ".join(
+        out.split(" \n"))
     assert ("hit the epoch cap" in out) == genad.load(model_file).history_["hit_epoch_cap"]
     for column in ("amount", "kind", "hour"):
         assert column in out

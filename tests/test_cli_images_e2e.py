@@ -116,7 +116,9 @@ def test_info_describes_the_image_settings(pipeline):
     proc = genad_cli("info", model)
     assert_ok(proc)
     assert f"images     {SIDE} x {SIDE} px" in proc.stdout
-    assert "weights averaged over 2 epochs" in " ".join(proc.stdout.split())  # rich wraps
+    text = " ".join(proc.stdout.split())  # rich wraps
+    assert "weights averaged over 2 epochs" in text
+    assert f"network 2-D conv, 1 \u00d7 {SIDE} \u00d7 {SIDE} \u2192 latent " in text
 
 
 def test_score_writes_a_row_per_image_and_overlays_of_flagged_ones(trained, images, tmp_path):

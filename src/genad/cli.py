@@ -1032,7 +1032,7 @@ def _info(
     training, versions."""
     from genad.bundle import read_document
 
-    _load(model_path)  # verifies the weights too, not only the document
+    detector = _load(model_path)  # verifies the weights too, not only the document
     doc = read_document(model_path, key=_key())
     if as_json:
         typer.echo(json.dumps(_jsonable(doc), indent=2))
@@ -1059,13 +1059,9 @@ def _info(
         + f", {sum(history.get('epoch_seconds', [])):.1f} s on {history.get('device', '?')}"
         + _members(history)
     )
-    if doc.get("adapter_kind") == "image":
-        width = doc.get("params", {}).get("conv_width")
-        console.print("network    conv2d" + (f", width {width}" if width else "")
-                      + f", latent {fitted.get('latent_dim_')}")
-    else:
-        console.print(f"network    hidden {fitted.get('hidden_sizes_')}, latent "
-                      f"{fitted.get('latent_dim_')}")
+    network = detector._network_summary()  # what the report's summary says too
+    if network is not None:
+        console.print(f"network    {network}", markup=False)
     versions = doc.get("versions", {})
     console.print("versions   " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 

@@ -298,10 +298,10 @@ class Detector(BaseEstimator):
         """Keyword options for the backbone's builders (``hidden`` for ``"mlp"``)."""
         return {"hidden": self.hidden_sizes_} if backbone == "mlp" else {}
 
-    def _network_summary(self) -> tuple[str, str] | None:
-        """A label and one line that describe the fitted network, for reports (None when
-        there is nothing to say), from the backbone in use: an MLP's layer widths, a
-        convolution's input shape and latent size."""
+    def _network_summary(self) -> str | None:
+        """One line that describes the fitted network, for ``genad info`` and reports
+        (None when there is nothing to say), from the backbone in use: an MLP's layer
+        widths, a convolution's input shape and latent size."""
         latent = getattr(self, "latent_dim_", None)
         backbone = self._backbone()
         if backbone == "conv2d":
@@ -309,19 +309,18 @@ class Detector(BaseEstimator):
             if shape is None:
                 return None
             width = self.get_params().get("conv_width")
-            return ("Network (2-D conv, input \u2192 latent)",
-                    " \u00d7 ".join(str(v) for v in shape)
-                    + ("" if latent is None else f" \u2192 {latent}")
-                    + ("" if width is None else f" (first conv {width} channels)"))
+            return ("2-D conv, " + " \u00d7 ".join(str(v) for v in shape)
+                    + ("" if latent is None else f" \u2192 latent {latent}")
+                    + ("" if width is None else f", first conv {width} channels"))
         n_in = getattr(getattr(self, "adapter_", None), "n_features_out_", None)
         if backbone == "conv1d":
             return (None if latent is None
-                    else ("Latent size (1-D conv autoencoder)", f"{n_in} \u2192 {latent}"))
+                    else f"1-D conv, {n_in} features \u2192 latent {latent}")
         hidden = getattr(self, "hidden_sizes_", None)
         if hidden is None:
             return None
-        return ("Layer widths (encoder)",
-                " \u2192 ".join(str(v) for v in [n_in, *hidden, latent]))
+        return ("MLP, " + " \u2192 ".join(str(v) for v in [n_in, *hidden])
+                + f" \u2192 latent {latent}")
 
     # ----------------------------------------------------------- the adapter
     def _table_option(self, name: str, default: Any) -> Any:

@@ -522,15 +522,13 @@ class DRAEM(_ConvImages, Detector):
         segmenter = UNet(2 * channels if self.reconstruction else channels, 1, width)
         return DRAEMModel(segmenter, reconstructor)
 
-    def _network_summary(self) -> tuple[str, str] | None:
+    def _network_summary(self) -> str | None:
         shape = getattr(self, "sample_shape_", None)
         if shape is None:
             return None
-        nets = ("a reconstructive U-Net, then a segmenting one" if self.reconstruction
-                else "a segmenting U-Net")
-        return ("Network", " \u00d7 ".join(str(v) for v in shape)
-                + f" \u2192 defect map: {nets} ({self.conv_width} channels at the first of "
-                "4 levels)")
+        return (("reconstructive U-Net, then segmenting U-Net, " if self.reconstruction
+                 else "segmenting U-Net, ") + " \u00d7 ".join(str(v) for v in shape)
+                + f" \u2192 defect map, {self.conv_width} channels at the first of 4 levels")
 
 
 class _TablesOrImages:

@@ -333,7 +333,8 @@ def test_settings_and_network(report_html, conv_ae):
     assert "none (the whole image is one input)" in settings
     assert "scores.csv" in settings
     latent = conv_ae.latent_dim_
-    assert f"1 \u00d7 16 \u00d7 16 \u2192 {latent}" in _section(report_html, "summary")
+    assert f"2-D conv, 1 \u00d7 16 \u00d7 16 \u2192 latent {latent}, first conv 4 channels" in \
+        _section(report_html, "summary")
 
 
 def test_settings_say_whether_images_are_equalised(report_html, conv_ae):
@@ -505,14 +506,15 @@ def test_each_image_model_says_what_its_network_and_its_map_are(name, labelled, 
     X, y = labelled
     html = _quiet_report(det, X, y, out=tmp_path / "r.html", gallery_n=2).read_text("utf-8")
     summary = _section(html, "summary")
-    assert "1 \u00d7 16 \u00d7 16 \u2192 " in summary and "Layer widths" not in summary
+    assert "1 \u00d7 16 \u00d7 16 \u2192 " in summary and "MLP" not in summary
     if name == "draem":
-        assert "defect map: a segmenting U-Net (4 channels at the first of 4 levels)" in summary
+        assert ("segmenting U-Net, 1 \u00d7 16 \u00d7 16 \u2192 defect map, 4 channels at the "
+                "first of 4 levels") in summary
         assert "latent" not in summary
     else:
         width = det.get_params()["conv_width"]
-        assert (f"1 \u00d7 16 \u00d7 16 \u2192 {det.latent_dim_} (first conv {width} channels)"
-                in summary)
+        assert (f"2-D conv, 1 \u00d7 16 \u00d7 16 \u2192 latent {det.latent_dim_}, first conv "
+                f"{width} channels") in summary
     top = " ".join(_section(html, "top").split())
     assert f"the hotter the colour, {type(det).map_meaning}, compared with" in top
     assert ("defect" in type(det).map_meaning) == (name == "draem")

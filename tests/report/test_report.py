@@ -543,9 +543,8 @@ def test_training_section_describes_the_backbone_of_the_preset(model_name, fitte
     info = _training(det, det.history_)
     n_in, latent = det.adapter_.n_features_out_, det.latent_dim_
     if registry.preset(model_name).architecture == "conv1d":
-        assert info["architecture_label"] == "Latent size (1-D conv autoencoder)"
-        assert info["architecture"] == f"{n_in} \u2192 {latent}"
+        assert info["architecture"] == f"1-D conv, {n_in} features \u2192 latent {latent}"
     else:
-        assert info["architecture_label"] == "Layer widths (encoder)"
-        widths = [n_in, *det.hidden_sizes_, latent]
-        assert info["architecture"] == " \u2192 ".join(map(str, widths))
+        widths = [n_in, *det.hidden_sizes_]
+        assert info["architecture"] == ("MLP, " + " \u2192 ".join(map(str, widths))
+                                        + f" \u2192 latent {latent}")

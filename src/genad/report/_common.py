@@ -322,8 +322,7 @@ def operating_points(detector: Any, scores: np.ndarray,
 # ------------------------------------------------------------------- training
 def training(detector: Any, history: dict[str, Any]) -> dict[str, Any]:
     """Epochs, best epoch, time, losses and the network's shape, for the summary."""
-    summary = detector._network_summary()
-    architecture_label, architecture = summary if summary is not None else ("", None)
+    architecture = detector._network_summary()
     return {
         "epochs": getattr(detector, "n_epochs_", len(history.get("train_loss", []))),
         "max_epochs": detector.get_params().get("epochs"),
@@ -336,7 +335,6 @@ def training(detector: Any, history: dict[str, Any]) -> dict[str, Any]:
         "final_train": history["train_loss"][-1] if history.get("train_loss") else None,
         "best_val": (min(history["val_loss"]) if history.get("val_loss") else None),
         "architecture": architecture,
-        "architecture_label": architecture_label,
         "parts": sorted(str(k) for k in (history.get("parts") or {})),
     }
 
