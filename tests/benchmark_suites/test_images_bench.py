@@ -432,3 +432,35 @@ def test_the_draem_contenders_differ_only_in_the_reconstruction():
               for s in (plain, full)]
     assert params[0]["reconstruction"] is False and params[1]["reconstruction"] is True
     assert "reconstruction=True" in full.description
+
+
+def test_the_supervised_ceiling_trains_on_one_half_of_each_kind_and_scores_the_other(
+        tmp_path, monkeypatch):
+    from benchmarks.images import supervised_ceiling as sc
+
+    folder = tmp_path / "magnetic-tile"
+    rows, rng = [], np.random.default_rng(0)
+    layout = ([("train", 0, "Free")] * 4 + [("test", 0, "Free")] * 2
+              + [("test", 1, "Crack")] * 3 + [("test", 1, "Uneven")] * 2)
+    for i, (split, label, kind) in enumerate(layout):
+        mask = np.zeros((128, 128), np.uint8)
+        if label:
+            mask[30:50, 20:90] = 255
+        image = (rng.integers(60, 100, (128, 128)) + (mask > 0) * 80).astype(np.uint8)
+        _png(folder / f"images/{kind}/t{i}.png", image)
+        _png(folder / f"masks/{kind}/t{i}.png", mask)
+        rows.append(dict(path=f"images/{kind}/t{i}.png", mask_path=f"masks/{kind}/t{i}.png",
+                         label=label, split=split, defect_type=kind))
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    result = sc.run_fold(0, steps=2, width=2, root=folder)
+    # fold 0 learns from positions 0, 2 of Crack and 0 of Uneven; scores the rest
+    assert (result["n_train_defects"], result["n_scored_defects"]) == (3, 2)
+    assert (result["n_train_normals"], result["n_scored_normals"]) == (4, 2)
+    assert set(result["pixel_auroc_by_kind"]) == {"Crack", "Uneven"}
+    assert 0.0 <= result["pixel_auroc"] <= 1.0
+    monkeypatch.setattr(sc, "RESULTS", tmp_path)
+    (tmp_path / f"{sc.STEM}-fold0.json").write_text(json.dumps(
+        {"command": "python -m benchmarks.images.supervised_ceiling --fold 0",
+         "result": result}))
+    text = sc.write_markdown().read_text()
+    assert "not a protocol result" in text and f"**{result['pixel_auroc']:.3f}**" in text
