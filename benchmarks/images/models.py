@@ -389,8 +389,10 @@ _BASE_SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("fanogan", "genad", f"genad.FAnoGAN({_GENAD_ARGS})", _genad("FAnoGAN")),
     ModelSpec("vaegan", "genad",
               f"genad.VAEGAN(pause_discriminator_below=None, {_GENAD_ARGS}): the "
-              "discriminator never waits (the default until session 12; its rows were "
-              "measured before the session-16 fix of the decoder's statistics)",
+              "discriminator never waits (the default until session 12; rerun after the "
+              "session-16 fix of the decoder's statistics on baggage, castings and "
+              "magnetic tile in session 18; the bottle, chest, PneumoniaMNIST and MNIST "
+              "rows predate it)",
               _genad("VAEGAN", {"pause_discriminator_below": None})),
     ModelSpec("vaegan-pause", "genad",
               f"genad.VAEGAN(pause_discriminator_below=0.5, {_GENAD_ARGS}): the "
