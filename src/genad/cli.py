@@ -487,9 +487,10 @@ def _check_model_modality(name: str, modality: str) -> None:
                                 f"{fitting}")
 
 
-def _select_split(images: Any, labels: Any, split: str | None, default: str
+def _select_split(images: Any, labels: Any, split: str | None, default: str | None
                   ) -> tuple[Any, Any, str | None]:
-    """The manifest rows of ``split`` (default ``default`` when the manifest has it)."""
+    """The manifest rows of ``split`` (default ``default`` when the manifest has it; None:
+    every row)."""
     import numpy as np
 
     splits = images.splits
@@ -507,7 +508,8 @@ def _select_split(images: Any, labels: Any, split: str | None, default: str
     return images.take(rows), None if labels is None else labels[rows], chosen
 
 
-def _read_images(data: Path, split: str | None, default: str) -> tuple[Any, Any, str | None]:
+def _read_images(data: Path, split: str | None, default: str | None
+                 ) -> tuple[Any, Any, str | None]:
     """Images of DATA with their labels (None without), restricted to a split."""
     from genad.data.image import ImageAdapter
 
@@ -784,7 +786,7 @@ def _calibrate(
         if label_column is not None:
             raise InvalidInputError("--label-column is for tables; images take their labels "
                                     "from class folders or the manifest's label column")
-        images, y, chosen = _read_images(data, split, "")
+        images, y, chosen = _read_images(data, split, None)
         if images.splits is not None and chosen is None:
             raise InvalidInputError(
                 f"{data.name} has a split column ({', '.join(sorted(set(images.splits)))}): "

@@ -260,12 +260,12 @@ def _pixel_auroc(mask_list: list[np.ndarray], map_list: list[np.ndarray]) -> flo
     # the warning points at the caller of pixel_auroc / evaluate_maps
     if _one_class_pixels(mask_list, "pixel AUROC", stacklevel=5):
         return float("nan")
-    n_pos = sum(int(np.count_nonzero(m)) for m in mask_list)
+    n_defect = [int(np.count_nonzero(m)) for m in mask_list]
+    n_pos = sum(n_defect)
     n_neg = sum(m.size for m in mask_list) - n_pos
     neg, pos = np.empty(n_neg), np.empty(n_pos)
     i_neg = i_pos = 0
-    for mask, amap in zip(mask_list, map_list, strict=True):
-        k = int(np.count_nonzero(mask))
+    for mask, amap, k in zip(mask_list, map_list, n_defect, strict=True):
         pos[i_pos:i_pos + k] = amap[mask]
         neg[i_neg:i_neg + mask.size - k] = amap[~mask]
         i_pos, i_neg = i_pos + k, i_neg + mask.size - k
